@@ -1,0 +1,59 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { Capacity as _doppel_v1_Capacity, Capacity__Output as _doppel_v1_Capacity__Output } from './doppel/v1/Capacity.js';
+import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1_ClonePlan__Output } from './doppel/v1/ClonePlan.js';
+import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from './doppel/v1/CloneStats.js';
+import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from './doppel/v1/CloneVMRequest.js';
+import type { CoordinatorClient as _doppel_v1_CoordinatorClient, CoordinatorDefinition as _doppel_v1_CoordinatorDefinition } from './doppel/v1/Coordinator.js';
+import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from './doppel/v1/CreateVMRequest.js';
+import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from './doppel/v1/Event.js';
+import type { Host as _doppel_v1_Host, Host__Output as _doppel_v1_Host__Output } from './doppel/v1/Host.js';
+import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from './doppel/v1/Job.js';
+import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from './doppel/v1/JobRef.js';
+import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest__Output as _doppel_v1_ListHostsRequest__Output } from './doppel/v1/ListHostsRequest.js';
+import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from './doppel/v1/ListHostsResponse.js';
+import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from './doppel/v1/ListJobsRequest.js';
+import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from './doppel/v1/ListJobsResponse.js';
+import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from './doppel/v1/ListVMsRequest.js';
+import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from './doppel/v1/ListVMsResponse.js';
+import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from './doppel/v1/VM.js';
+import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from './doppel/v1/VMRef.js';
+import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from './doppel/v1/WatchEventsRequest.js';
+import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from './doppel/v1/Workload.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  doppel: {
+    v1: {
+      Capacity: MessageTypeDefinition<_doppel_v1_Capacity, _doppel_v1_Capacity__Output>
+      ClonePlan: MessageTypeDefinition<_doppel_v1_ClonePlan, _doppel_v1_ClonePlan__Output>
+      CloneStats: MessageTypeDefinition<_doppel_v1_CloneStats, _doppel_v1_CloneStats__Output>
+      CloneVMRequest: MessageTypeDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_CloneVMRequest__Output>
+      /**
+       * The coordinator's API for schedulers and the CLI. The same calls are served as
+       * JSON over HTTP (see README, "API").
+       */
+      Coordinator: SubtypeConstructor<typeof grpc.Client, _doppel_v1_CoordinatorClient> & { service: _doppel_v1_CoordinatorDefinition }
+      CreateVMRequest: MessageTypeDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_CreateVMRequest__Output>
+      Event: MessageTypeDefinition<_doppel_v1_Event, _doppel_v1_Event__Output>
+      Host: MessageTypeDefinition<_doppel_v1_Host, _doppel_v1_Host__Output>
+      Job: MessageTypeDefinition<_doppel_v1_Job, _doppel_v1_Job__Output>
+      JobRef: MessageTypeDefinition<_doppel_v1_JobRef, _doppel_v1_JobRef__Output>
+      ListHostsRequest: MessageTypeDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsRequest__Output>
+      ListHostsResponse: MessageTypeDefinition<_doppel_v1_ListHostsResponse, _doppel_v1_ListHostsResponse__Output>
+      ListJobsRequest: MessageTypeDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsRequest__Output>
+      ListJobsResponse: MessageTypeDefinition<_doppel_v1_ListJobsResponse, _doppel_v1_ListJobsResponse__Output>
+      ListVMsRequest: MessageTypeDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsRequest__Output>
+      ListVMsResponse: MessageTypeDefinition<_doppel_v1_ListVMsResponse, _doppel_v1_ListVMsResponse__Output>
+      VM: MessageTypeDefinition<_doppel_v1_VM, _doppel_v1_VM__Output>
+      VMRef: MessageTypeDefinition<_doppel_v1_VMRef, _doppel_v1_VMRef__Output>
+      WatchEventsRequest: MessageTypeDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_WatchEventsRequest__Output>
+      Workload: MessageTypeDefinition<_doppel_v1_Workload, _doppel_v1_Workload__Output>
+    }
+  }
+}
+

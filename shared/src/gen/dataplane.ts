@@ -1,0 +1,33 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { DataPlaneClient as _doppel_v1_DataPlaneClient, DataPlaneDefinition as _doppel_v1_DataPlaneDefinition } from './doppel/v1/DataPlane.js';
+import type { MachineState as _doppel_v1_MachineState, MachineState__Output as _doppel_v1_MachineState__Output } from './doppel/v1/MachineState.js';
+import type { PageBatch as _doppel_v1_PageBatch, PageBatch__Output as _doppel_v1_PageBatch__Output } from './doppel/v1/PageBatch.js';
+import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from './doppel/v1/PageFrame.js';
+import type { RoundEnd as _doppel_v1_RoundEnd, RoundEnd__Output as _doppel_v1_RoundEnd__Output } from './doppel/v1/RoundEnd.js';
+import type { StreamOpen as _doppel_v1_StreamOpen, StreamOpen__Output as _doppel_v1_StreamOpen__Output } from './doppel/v1/StreamOpen.js';
+import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output as _doppel_v1_StreamSummary__Output } from './doppel/v1/StreamSummary.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  doppel: {
+    v1: {
+      /**
+       * The agent-to-agent data plane. One client stream carries one live clone (or a
+       * bandwidth probe) from the source agent to the target agent.
+       */
+      DataPlane: SubtypeConstructor<typeof grpc.Client, _doppel_v1_DataPlaneClient> & { service: _doppel_v1_DataPlaneDefinition }
+      MachineState: MessageTypeDefinition<_doppel_v1_MachineState, _doppel_v1_MachineState__Output>
+      PageBatch: MessageTypeDefinition<_doppel_v1_PageBatch, _doppel_v1_PageBatch__Output>
+      PageFrame: MessageTypeDefinition<_doppel_v1_PageFrame, _doppel_v1_PageFrame__Output>
+      RoundEnd: MessageTypeDefinition<_doppel_v1_RoundEnd, _doppel_v1_RoundEnd__Output>
+      StreamOpen: MessageTypeDefinition<_doppel_v1_StreamOpen, _doppel_v1_StreamOpen__Output>
+      StreamSummary: MessageTypeDefinition<_doppel_v1_StreamSummary, _doppel_v1_StreamSummary__Output>
+    }
+  }
+}
+

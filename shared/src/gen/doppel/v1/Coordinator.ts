@@ -1,0 +1,136 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from '../../doppel/v1/CloneVMRequest.js';
+import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from '../../doppel/v1/CreateVMRequest.js';
+import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from '../../doppel/v1/Event.js';
+import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from '../../doppel/v1/Job.js';
+import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from '../../doppel/v1/JobRef.js';
+import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest__Output as _doppel_v1_ListHostsRequest__Output } from '../../doppel/v1/ListHostsRequest.js';
+import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from '../../doppel/v1/ListHostsResponse.js';
+import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from '../../doppel/v1/ListJobsRequest.js';
+import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from '../../doppel/v1/ListJobsResponse.js';
+import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from '../../doppel/v1/ListVMsRequest.js';
+import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from '../../doppel/v1/ListVMsResponse.js';
+import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
+import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from '../../doppel/v1/VMRef.js';
+import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from '../../doppel/v1/WatchEventsRequest.js';
+
+/**
+ * The coordinator's API for schedulers and the CLI. The same calls are served as
+ * JSON over HTTP (see README, "API").
+ */
+export interface CoordinatorClient extends grpc.Client {
+  CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CloneVM(argument: _doppel_v1_CloneVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CloneVM(argument: _doppel_v1_CloneVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cloneVm(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cloneVm(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cloneVm(argument: _doppel_v1_CloneVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cloneVm(argument: _doppel_v1_CloneVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
+  CreateVM(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  CreateVM(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  CreateVM(argument: _doppel_v1_CreateVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  CreateVM(argument: _doppel_v1_CreateVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  createVm(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  createVm(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  createVm(argument: _doppel_v1_CreateVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  createVm(argument: _doppel_v1_CreateVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  
+  GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
+  ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _doppel_v1_ListHostsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _doppel_v1_ListHostsRequest, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _doppel_v1_ListHostsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _doppel_v1_ListHostsRequest, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListJobs(argument: _doppel_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _doppel_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _doppel_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _doppel_v1_ListJobsRequest, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _doppel_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _doppel_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _doppel_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _doppel_v1_ListJobsRequest, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  ListVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  ListVMs(argument: _doppel_v1_ListVMsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  ListVMs(argument: _doppel_v1_ListVMsRequest, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  listVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  listVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  listVMs(argument: _doppel_v1_ListVMsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  listVMs(argument: _doppel_v1_ListVMsRequest, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
+  
+  RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  RunVM(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  RunVM(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  runVm(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  runVm(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  runVm(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  runVm(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Replays stored events (from start_seq, or from the newest when 0), then follows when asked.
+   */
+  WatchEvents(argument: _doppel_v1_WatchEventsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_Event__Output>;
+  WatchEvents(argument: _doppel_v1_WatchEventsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_Event__Output>;
+  /**
+   * Replays stored events (from start_seq, or from the newest when 0), then follows when asked.
+   */
+  watchEvents(argument: _doppel_v1_WatchEventsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_Event__Output>;
+  watchEvents(argument: _doppel_v1_WatchEventsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_Event__Output>;
+  
+}
+
+/**
+ * The coordinator's API for schedulers and the CLI. The same calls are served as
+ * JSON over HTTP (see README, "API").
+ */
+export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
+  CloneVM: grpc.handleUnaryCall<_doppel_v1_CloneVMRequest__Output, _doppel_v1_Job>;
+  
+  CreateVM: grpc.handleUnaryCall<_doppel_v1_CreateVMRequest__Output, _doppel_v1_VM>;
+  
+  GetJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
+  
+  ListHosts: grpc.handleUnaryCall<_doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse>;
+  
+  ListJobs: grpc.handleUnaryCall<_doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse>;
+  
+  ListVMs: grpc.handleUnaryCall<_doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse>;
+  
+  RunVM: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_VM>;
+  
+  /**
+   * Replays stored events (from start_seq, or from the newest when 0), then follows when asked.
+   */
+  WatchEvents: grpc.handleServerStreamingCall<_doppel_v1_WatchEventsRequest__Output, _doppel_v1_Event>;
+  
+}
+
+export interface CoordinatorDefinition extends grpc.ServiceDefinition {
+  CloneVM: MethodDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_Job, _doppel_v1_CloneVMRequest__Output, _doppel_v1_Job__Output>
+  CreateVM: MethodDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_VM, _doppel_v1_CreateVMRequest__Output, _doppel_v1_VM__Output>
+  GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
+  ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
+  ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>
+  ListVMs: MethodDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsResponse, _doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse__Output>
+  RunVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VM, _doppel_v1_VMRef__Output, _doppel_v1_VM__Output>
+  WatchEvents: MethodDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_Event, _doppel_v1_WatchEventsRequest__Output, _doppel_v1_Event__Output>
+}

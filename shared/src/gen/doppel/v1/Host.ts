@@ -1,0 +1,48 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+import type { Capacity as _doppel_v1_Capacity, Capacity__Output as _doppel_v1_Capacity__Output } from '../../doppel/v1/Capacity.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface Host {
+  'name'?: (string);
+  /**
+   * gRPC data-plane address
+   */
+  'dataAddr'?: (string);
+  'driver'?: (string);
+  /**
+   * up | down
+   */
+  'state'?: (string);
+  'capacity'?: (_doppel_v1_Capacity | null);
+  'usedMemoryMib'?: (number | string | Long);
+  'vmCount'?: (number);
+  /**
+   * RFC 3339
+   */
+  'lastSeen'?: (string);
+  'agentRssBytes'?: (number | string | Long);
+  'agentPeakRssBytes'?: (number | string | Long);
+}
+
+export interface Host__Output {
+  'name': (string);
+  /**
+   * gRPC data-plane address
+   */
+  'dataAddr': (string);
+  'driver': (string);
+  /**
+   * up | down
+   */
+  'state': (string);
+  'capacity': (_doppel_v1_Capacity__Output | null);
+  'usedMemoryMib': (number);
+  'vmCount': (number);
+  /**
+   * RFC 3339
+   */
+  'lastSeen': (string);
+  'agentRssBytes': (number);
+  'agentPeakRssBytes': (number);
+}

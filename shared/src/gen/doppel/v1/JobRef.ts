@@ -1,0 +1,10 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+
+export interface JobRef {
+  'id'?: (string);
+}
+
+export interface JobRef__Output {
+  'id': (string);
+}

@@ -1,0 +1,10 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+
+export interface ListVMsRequest {
+  'host'?: (string);
+}
+
+export interface ListVMsRequest__Output {
+  'host': (string);
+}

@@ -1,0 +1,26 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+
+export interface Workload {
+  /**
+   * pages per second the guest writes
+   */
+  'dirtyRate'?: (number);
+  /**
+   * uniform | hotset | sequential
+   */
+  'pattern'?: (string);
+  'seed'?: (number);
+}
+
+export interface Workload__Output {
+  /**
+   * pages per second the guest writes
+   */
+  'dirtyRate': (number);
+  /**
+   * uniform | hotset | sequential
+   */
+  'pattern': (string);
+  'seed': (number);
+}

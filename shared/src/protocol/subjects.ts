@@ -1,0 +1,30 @@
+/** NATS subjects, KV buckets and stream names: the only place they are spelled. */
+
+export const SUBJECTS = {
+  /** Agents publish heartbeats here; the coordinator builds the host registry from them. */
+  heartbeat: (host: string) => `doppel.hosts.heartbeat.${host}`,
+  heartbeatAll: 'doppel.hosts.heartbeat.*',
+  /** Request/reply commands from the coordinator to one agent. */
+  agentCommand: (host: string) => `doppel.agent.${host}.cmd`,
+  /** Events for alerting and job tracking, kept in the EVENTS stream. */
+  event: (type: string) => `doppel.events.${type}`,
+  eventsAll: 'doppel.events.>',
+} as const;
+
+export const STREAMS = { events: 'DOPPEL_EVENTS' } as const;
+
+export const BUCKETS = {
+  hosts: 'doppel-hosts',
+  jobs: 'doppel-jobs',
+  links: 'doppel-links',
+} as const;
+
+/** Durable consumer through which the coordinator folds events into job records. */
+export const JOB_TRACKER_CONSUMER = 'doppel-job-tracker';
+
+/** Host, VM and job names end up in subjects and KV keys: keep them to a safe alphabet. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+export function isValidName(name: string): boolean {
+  return NAME_RE.test(name);
+}

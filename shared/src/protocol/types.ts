@@ -1,0 +1,168 @@
+/**
+ * Plain JSON types that travel over NATS (commands, heartbeats, events) and that
+ * the coordinator keeps in KV. The gRPC API uses the generated proto types; the
+ * shapes below are kept field-compatible with them.
+ */
+import type { ErrorJson } from '../errors.js';
+
+export const WORKLOAD_PATTERNS = ['uniform', 'hotset', 'sequential'] as const;
+export type WorkloadPattern = (typeof WORKLOAD_PATTERNS)[number];
+
+export interface WorkloadSpec {
+  /** Pages per second the guest writes (0 = idle). */
+  dirtyRate: number;
+  pattern: WorkloadPattern;
+  seed: number;
+}
+
+export interface VmSpec {
+  name: string;
+  memoryMib: number;
+  vcpus: number;
+  workload: WorkloadSpec;
+}
+
+export type VmRunState = 'running' | 'suspended';
+
+export interface VmInfo extends VmSpec {
+  id: string;
+  host: string;
+  state: VmRunState;
+  cloneOf: string;
+}
+
+export interface Capacity {
+  memoryMib: number;
+  cpus: number;
+  maxVms: number;
+}
+
+export interface Heartbeat {
+  name: string;
+  dataAddr: string;
+  driver: string;
+  capacity: Capacity;
+  usedMemoryMib: number;
+  vms: VmInfo[];
+  rssBytes: number;
+  peakRssBytes: number;
+  startedAt: string;
+  sentAt: string;
+  /** `stopping` is sent once on a clean shutdown so the host is down at once. */
+  status: 'up' | 'stopping';
+  intervalMs: number;
+}
+
+export interface HostRecord extends Heartbeat {
+  /** Derived when read: up while heartbeats arrive, down after three missed ones. */
+  state: 'up' | 'down';
+}
+
+// ---- coordinator -> agent commands (NATS request/reply) ----
+
+export interface ClonePrepareArgs {
+  jobId: string;
+  source: VmInfo;
+  name: string;
+}
+
+export interface CloneStartArgs {
+  jobId: string;
+  vmId: string;
+  targetHost: string;
+  targetAddr: string;
+  targetVmId: string;
+  thresholdPages: number;
+  maxRounds: number;
+  verify: boolean;
+  fault: string;
+}
+
+export interface AgentCommands {
+  'vm.create': { args: VmSpec; result: VmInfo };
+  'vm.list': { args: Record<string, never>; result: VmInfo[] };
+  'vm.run': { args: { vmId: string }; result: VmInfo };
+  'vm.destroy': { args: { vmId: string }; result: { destroyed: boolean } };
+  'vm.dirty-rate': { args: { vmId: string; windowMs: number }; result: { pagesPerSecond: number; pageCount: number } };
+  'clone.prepare': { args: ClonePrepareArgs; result: VmInfo };
+  'clone.start': { args: CloneStartArgs; result: { accepted: true } };
+  'link.probe': { args: { targetAddr: string; bytes: number }; result: { bytesPerSecond: number } };
+}
+
+export type AgentOp = keyof AgentCommands;
+
+export interface CommandRequest<Op extends AgentOp = AgentOp> {
+  op: Op;
+  args: AgentCommands[Op]['args'];
+}
+
+export type CommandReply<T> = { ok: true; result: T } | { ok: false; error: ErrorJson };
+
+// ---- jobs and events ----
+
+export type JobState = 'pending' | 'running' | 'completed' | 'failed';
+
+export interface ClonePlan {
+  sourceHost: string;
+  targetHost: string;
+  sourceVm: string;
+  targetVm: string;
+  bandwidthBytesPerS: number;
+  dirtyPagesPerS: number;
+  thresholdPages: number;
+  maxDowntimeMs: number;
+  maxRounds: number;
+  predictedConverges: boolean;
+  predictedRounds: number;
+  predictedDowntimeMs: number;
+  warning: string;
+}
+
+export interface CloneStats {
+  rounds: number;
+  pagesPerRound: number[];
+  bytesRaw: number;
+  bytesWire: number;
+  downtimeMs: number;
+  totalMs: number;
+  sourceHash: string;
+  cloneHash: string;
+  verifyMs: number;
+  converged: boolean;
+  stopReason: string;
+  finalPages: number;
+  round0BytesPerS: number;
+}
+
+export interface JobRecord {
+  id: string;
+  kind: 'clone';
+  state: JobState;
+  vm: string;
+  createdAt: string;
+  updatedAt: string;
+  plan: ClonePlan;
+  stats: CloneStats | null;
+  error: string;
+  errorName: string;
+  currentRound: number;
+  lastRoundPages: number;
+}
+
+interface EventBase {
+  time: string;
+  host: string;
+  jobId: string;
+  vm: string;
+}
+
+export type DoppelEvent =
+  | (EventBase & { type: 'clone.started'; plan: ClonePlan })
+  | (EventBase & { type: 'clone.round'; round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number })
+  | (EventBase & { type: 'clone.switchover'; finalPages: number; downtimeMs: number })
+  | (EventBase & { type: 'clone.completed'; stats: CloneStats })
+  | (EventBase & { type: 'clone.failed'; error: ErrorJson })
+  | (EventBase & { type: 'host.up' | 'host.down' })
+  | (EventBase & { type: 'vm.created' | 'vm.running' | 'vm.destroyed' });
+
+export type DoppelEventType = DoppelEvent['type'];
