@@ -32,7 +32,7 @@ export function batchCrc(raw: Buffer, zeroPages: readonly number[], dataPages: r
   return indicesCrc(indicesCrc(crc32(raw), zeroPages), dataPages);
 }
 
-/** Collects pages into batches. Reuses its buffers: a finished batch is valid until the next `add`. */
+/** Collects pages into batches; each finished batch owns its data. */
 export class PageBatchEncoder {
   readonly pageSize: number;
   readonly maxPages: number;
@@ -70,20 +70,22 @@ export class PageBatchEncoder {
     this.data.push(index);
   }
 
-  /** Ends the current batch. The returned `data` shares this encoder's buffer: send it before the next `add`. */
+  /** Ends the current batch. */
   finish(round: number): PageBatch {
     const rawLen = this.data.length * this.pageSize;
     const raw = this.raw.subarray(0, rawLen);
     const crc = batchCrc(raw, this.zero, this.data);
-    let data = raw;
+    // The frame gets its own copy: grpc-js may serialise a queued message after write() returns.
+    let data: Buffer | undefined;
     let compressed = false;
     if (rawLen > 0) {
       const n = lz4.encodeBlock(raw, this.out);
       if (n > 0 && n < rawLen) {
-        data = this.out.subarray(0, n);
+        data = Buffer.from(this.out.subarray(0, n));
         compressed = true;
       }
     }
+    data ??= Buffer.from(raw);
     const batch: PageBatch = { round, zeroPages: this.zero, dataPages: this.data, data, compressed, crc32: crc };
     this.bytesWire += data.length + 4 * (this.zero.length + this.data.length) + 16;
     this.zero = [];

@@ -8,6 +8,8 @@ import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1
 import type { RoundEnd as _doppel_v1_RoundEnd, RoundEnd__Output as _doppel_v1_RoundEnd__Output } from './doppel/v1/RoundEnd.js';
 import type { StreamOpen as _doppel_v1_StreamOpen, StreamOpen__Output as _doppel_v1_StreamOpen__Output } from './doppel/v1/StreamOpen.js';
 import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output as _doppel_v1_StreamSummary__Output } from './doppel/v1/StreamSummary.js';
+import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from './doppel/v1/VerifyCloneReply.js';
+import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRequest__Output as _doppel_v1_VerifyCloneRequest__Output } from './doppel/v1/VerifyCloneRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -27,6 +29,8 @@ export interface ProtoGrpcType {
       RoundEnd: MessageTypeDefinition<_doppel_v1_RoundEnd, _doppel_v1_RoundEnd__Output>
       StreamOpen: MessageTypeDefinition<_doppel_v1_StreamOpen, _doppel_v1_StreamOpen__Output>
       StreamSummary: MessageTypeDefinition<_doppel_v1_StreamSummary, _doppel_v1_StreamSummary__Output>
+      VerifyCloneReply: MessageTypeDefinition<_doppel_v1_VerifyCloneReply, _doppel_v1_VerifyCloneReply__Output>
+      VerifyCloneRequest: MessageTypeDefinition<_doppel_v1_VerifyCloneRequest, _doppel_v1_VerifyCloneRequest__Output>
     }
   }
 }

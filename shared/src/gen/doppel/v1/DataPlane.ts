@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from '../../doppel/v1/PageFrame.js';
 import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output as _doppel_v1_StreamSummary__Output } from '../../doppel/v1/StreamSummary.js';
+import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from '../../doppel/v1/VerifyCloneReply.js';
+import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRequest__Output as _doppel_v1_VerifyCloneRequest__Output } from '../../doppel/v1/VerifyCloneRequest.js';
 
 /**
  * The agent-to-agent data plane. One client stream carries one live clone (or a
@@ -29,6 +31,21 @@ export interface DataPlaneClient extends grpc.Client {
   streamPages(options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
   streamPages(callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
   
+  /**
+   * Hashes a clone the target received, for verification outside the downtime window.
+   */
+  VerifyClone(argument: _doppel_v1_VerifyCloneRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  VerifyClone(argument: _doppel_v1_VerifyCloneRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  VerifyClone(argument: _doppel_v1_VerifyCloneRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  VerifyClone(argument: _doppel_v1_VerifyCloneRequest, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * Hashes a clone the target received, for verification outside the downtime window.
+   */
+  verifyClone(argument: _doppel_v1_VerifyCloneRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  verifyClone(argument: _doppel_v1_VerifyCloneRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  verifyClone(argument: _doppel_v1_VerifyCloneRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  verifyClone(argument: _doppel_v1_VerifyCloneRequest, callback: grpc.requestCallback<_doppel_v1_VerifyCloneReply__Output>): grpc.ClientUnaryCall;
+  
 }
 
 /**
@@ -43,8 +60,14 @@ export interface DataPlaneHandlers extends grpc.UntypedServiceImplementation {
    */
   StreamPages: grpc.handleClientStreamingCall<_doppel_v1_PageFrame__Output, _doppel_v1_StreamSummary>;
   
+  /**
+   * Hashes a clone the target received, for verification outside the downtime window.
+   */
+  VerifyClone: grpc.handleUnaryCall<_doppel_v1_VerifyCloneRequest__Output, _doppel_v1_VerifyCloneReply>;
+  
 }
 
 export interface DataPlaneDefinition extends grpc.ServiceDefinition {
   StreamPages: MethodDefinition<_doppel_v1_PageFrame, _doppel_v1_StreamSummary, _doppel_v1_PageFrame__Output, _doppel_v1_StreamSummary__Output>
+  VerifyClone: MethodDefinition<_doppel_v1_VerifyCloneRequest, _doppel_v1_VerifyCloneReply, _doppel_v1_VerifyCloneRequest__Output, _doppel_v1_VerifyCloneReply__Output>
 }

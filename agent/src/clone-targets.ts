@@ -1,0 +1,92 @@
+/**
+ * Clone VMs this host prepared as pre-copy targets, and their life cycle:
+ * prepared -> receiving -> received. A failed or abandoned stream destroys the
+ * half-built clone, so a failure never leaves a VM that looks complete.
+ */
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotFoundError,
+  type Logger,
+} from '../../shared/src/mod.js';
+import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
+import type { StreamOpen__Output } from '../../shared/src/gen/doppel/v1/StreamOpen.js';
+import type { ReceiveTarget } from './precopy/receiver.js';
+
+type TargetState = 'prepared' | 'receiving' | 'received';
+
+interface Entry {
+  jobId: string;
+  vm: DriverVm;
+  state: TargetState;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class CloneTargets {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly driver: HypervisorDriver,
+    private readonly log: Logger,
+    /** A prepared clone that no stream claims within this time is removed. */
+    private readonly abandonAfterMs = 120_000,
+  ) {}
+
+  prepare(jobId: string, vm: DriverVm): void {
+    const timer = setTimeout(() => {
+      const e = this.entries.get(vm.id);
+      if (e && e.state !== 'received') this.discard(vm.id, `no stream completed within ${this.abandonAfterMs} ms`);
+    }, this.abandonAfterMs);
+    timer.unref();
+    this.entries.set(vm.id, { jobId, vm, state: 'prepared', timer });
+  }
+
+  /** Binds an opened stream to its prepared clone. Probes get no VM. */
+  claim(open: StreamOpen__Output): ReceiveTarget {
+    if (open.probe) return { vm: undefined };
+    const e = this.entries.get(open.targetVmId);
+    if (!e) throw new NotFoundError(`no clone target '${open.targetVmId}' is prepared on this host`);
+    if (e.jobId !== open.jobId) {
+      throw new InvalidArgumentError(`clone target '${open.targetVmId}' belongs to job ${e.jobId}, not ${open.jobId}`);
+    }
+    if (e.state !== 'prepared') throw new AbortedError(`clone target '${open.targetVmId}' is already ${e.state}`);
+    e.state = 'receiving';
+    return { vm: e.vm };
+  }
+
+  complete(vmId: string): void {
+    const e = this.entries.get(vmId);
+    if (!e) return;
+    e.state = 'received';
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = undefined;
+  }
+
+  received(jobId: string, vmId: string): DriverVm {
+    const e = this.entries.get(vmId);
+    if (!e || e.jobId !== jobId || e.state !== 'received') {
+      throw new NotFoundError(`no completed clone '${vmId}' for job ${jobId} on this host`);
+    }
+    return e.vm;
+  }
+
+  /** A completed clone leaves the table once it runs or is destroyed. */
+  release(vmId: string): void {
+    const e = this.entries.get(vmId);
+    if (e?.timer) clearTimeout(e.timer);
+    this.entries.delete(vmId);
+  }
+
+  discard(vmId: string, why: string): void {
+    const e = this.entries.get(vmId);
+    if (!e) return;
+    this.release(vmId);
+    this.log.warn({ vmId, jobId: e.jobId, why }, 'discarding incomplete clone');
+    this.driver.destroy(vmId).catch((err: unknown) => this.log.error({ err, vmId }, 'could not destroy incomplete clone'));
+  }
+
+  close(): void {
+    for (const e of this.entries.values()) if (e.timer) clearTimeout(e.timer);
+    this.entries.clear();
+  }
+}

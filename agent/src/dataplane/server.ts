@@ -1,0 +1,90 @@
+/** The agent's gRPC data-plane server: receives pre-copy streams into prepared clones. */
+import { Server, ServerCredentials, type ServerReadableStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  DATA_PLANE_MAX_MESSAGE_BYTES,
+  InvalidArgumentError,
+  loadDataPlaneProto,
+  toDoppelError,
+  toServiceError,
+  type Logger,
+} from '../../../shared/src/mod.js';
+import type { DataPlaneHandlers } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
+import type { PageFrame__Output } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
+import type { StreamSummary } from '../../../shared/src/gen/doppel/v1/StreamSummary.js';
+import type { VerifyCloneRequest__Output } from '../../../shared/src/gen/doppel/v1/VerifyCloneRequest.js';
+import type { VerifyCloneReply } from '../../../shared/src/gen/doppel/v1/VerifyCloneReply.js';
+import { PageStreamReceiver } from '../precopy/receiver.js';
+import type { CloneTargets } from '../clone-targets.js';
+
+export interface DataPlaneDeps {
+  targets: CloneTargets;
+  log: Logger;
+}
+
+export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHandlers {
+  return {
+    StreamPages(call: ServerReadableStream<PageFrame__Output, StreamSummary>, callback: sendUnaryData<StreamSummary>) {
+      const receiver = new PageStreamReceiver((open) => targets.claim(open), log);
+      let done = false;
+      const fail = (err: unknown) => {
+        if (done) return;
+        done = true;
+        const e = toDoppelError(err);
+        const vm = receiver.targetVm;
+        log.warn({ err: e, jobId: receiver.jobId }, 'page stream failed');
+        if (vm) targets.discard(vm.id, `stream failed: ${e.message}`);
+        callback(toServiceError(e));
+      };
+      call.on('data', (frame: PageFrame__Output) => {
+        if (done) return;
+        try {
+          receiver.onFrame(frame);
+        } catch (err) {
+          fail(err);
+        }
+      });
+      call.on('end', () => {
+        if (done) return;
+        try {
+          const summary = receiver.finish();
+          done = true;
+          const vm = receiver.targetVm;
+          if (vm) targets.complete(vm.id);
+          callback(null, summary);
+        } catch (err) {
+          fail(err);
+        }
+      });
+      call.on('error', (err) => fail(err));
+      call.on('cancelled', () => fail(new InvalidArgumentError('the source cancelled the stream')));
+    },
+
+    VerifyClone(call: ServerUnaryCall<VerifyCloneRequest__Output, VerifyCloneReply>, callback: sendUnaryData<VerifyCloneReply>) {
+      void (async () => {
+        try {
+          const vm = targets.received(call.request.jobId, call.request.targetVmId);
+          const t0 = performance.now();
+          const memoryHash = await vm.memoryHash();
+          callback(null, { memoryHash, hashMs: performance.now() - t0 });
+        } catch (err) {
+          callback(toServiceError(err));
+        }
+      })();
+    },
+  };
+}
+
+/** Starts the data-plane server; resolves with the bound address (port 0 picks one). */
+export async function startDataPlaneServer(listen: string, deps: DataPlaneDeps): Promise<{ server: Server; addr: string }> {
+  const proto = loadDataPlaneProto();
+  const server = new Server({
+    'grpc.max_receive_message_length': DATA_PLANE_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': 1024 * 1024,
+  });
+  server.addService(proto.doppel.v1.DataPlane.service, dataPlaneHandlers(deps));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  return { server, addr: `${host}:${port}` };
+}

@@ -1,0 +1,23 @@
+import { SimDriver } from './agent/src/drivers/sim/sim-driver.js';
+import { CloneTargets } from './agent/src/clone-targets.js';
+import { startDataPlaneServer } from './agent/src/dataplane/server.js';
+import { createDataPlaneClient } from './agent/src/dataplane/client.js';
+import { runPrecopy } from './agent/src/precopy/sender.js';
+import { probeLink } from './agent/src/precopy/probe.js';
+import { silentLogger } from './shared/src/mod.js';
+const log = silentLogger();
+const src = new SimDriver(), dst = new SimDriver();
+const targets = new CloneTargets(dst, log);
+const { server, addr } = await startDataPlaneServer('127.0.0.1:0', { targets, log });
+const client = createDataPlaneClient(addr);
+const mib = Number(process.argv[2] ?? 256), rate = Number(process.argv[3] ?? 20000);
+const vm = await src.create({ name: 'a', memoryMib: mib, vcpus: 2, workload: { dirtyRate: rate, pattern: (process.argv[4] ?? 'uniform') as 'uniform', seed: 7 } });
+console.log('probe MB/s', ((await probeLink(client, addr, 64 << 20, 0)) / 1e6).toFixed(0));
+const clone = await dst.create(vm.spec.name === 'a' ? { ...vm.spec, name: 'a-clone' } : vm.spec, { incoming: true, cloneOf: vm.id });
+targets.prepare('job1', clone);
+const stats = await runPrecopy(vm, client, { jobId: 'job1', targetHost: 'b', targetVmId: clone.id, thresholdPages: 2000, maxRounds: 30, verify: true, fault: '', maxBandwidthBytesPerS: 0, deadlineMs: 600000, log,
+  onRound: (r) => console.log('round', r.round, r.pages, 'MB/s raw', (r.bytesRaw / r.ms / 1e3).toFixed(0), 'wire', (r.bytesWire / r.ms / 1e3).toFixed(0)) });
+const ch = await clone.memoryHash();
+console.log({ ...stats, pagesPerRound: stats.pagesPerRound.join(','), ratio: stats.bytesWire / stats.bytesRaw, equal: ch === stats.sourceHash, rss: process.memoryUsage().rss >> 20 });
+console.log('vcpu equal', clone.saveState().vcpu.equals(vm.saveState().vcpu) ? 'n/a (source ran on)' : 'differs (source ran on)');
+await src.close(); await dst.close(); server.forceShutdown(); client.close();
