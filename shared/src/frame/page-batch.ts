@@ -4,8 +4,9 @@
  * A batch holds up to `BATCH_PAGES` pages. All-zero pages travel as indices
  * only. The other pages are concatenated and compressed as one LZ4 block; when
  * LZ4 cannot shrink them (`encodeBlock` returns 0, or no gain) they go raw with
- * `compressed = false`. A CRC-32 over the raw data and both index lists lets the
- * receiver reject a corrupt frame before it touches guest memory.
+ * `compressed = false`. A CRC-32 over the payload as sent and both index lists
+ * lets the receiver reject a corrupt frame before it decompresses anything or
+ * touches guest memory (checksumming the wire bytes costs a third of the raw).
  */
 import lz4 from 'lz4';
 import { crc32 } from 'node:zlib';
@@ -28,16 +29,15 @@ function indicesCrc(crc: number, indices: readonly number[]): number {
   return crc32(Buffer.from(u32.buffer, u32.byteOffset, u32.byteLength), crc);
 }
 
-export function batchCrc(raw: Buffer, zeroPages: readonly number[], dataPages: readonly number[]): number {
-  return indicesCrc(indicesCrc(crc32(raw), zeroPages), dataPages);
+export function batchCrc(payload: Buffer, zeroPages: readonly number[], dataPages: readonly number[]): number {
+  return indicesCrc(indicesCrc(crc32(payload), zeroPages), dataPages);
 }
 
 /** Collects pages into batches; each finished batch owns its data. */
 export class PageBatchEncoder {
   readonly pageSize: number;
   readonly maxPages: number;
-  private readonly raw: Buffer;
-  private readonly out: Buffer;
+  private raw: Buffer;
   private zero: number[] = [];
   private data: number[] = [];
   /** Bytes handed to `add` (raw page bytes) and produced on the wire by `finish`. */
@@ -48,7 +48,6 @@ export class PageBatchEncoder {
     this.pageSize = opts.pageSize ?? PAGE_SIZE;
     this.maxPages = opts.maxPages ?? BATCH_PAGES;
     this.raw = Buffer.allocUnsafe(this.pageSize * this.maxPages);
-    this.out = Buffer.allocUnsafe(lz4.encodeBound(this.raw.length));
   }
 
   get size(): number {
@@ -70,22 +69,24 @@ export class PageBatchEncoder {
     this.data.push(index);
   }
 
-  /** Ends the current batch. */
+  /** Ends the current batch. The batch owns its buffer: grpc-js may serialise a queued message after write() returns. */
   finish(round: number): PageBatch {
     const rawLen = this.data.length * this.pageSize;
     const raw = this.raw.subarray(0, rawLen);
-    const crc = batchCrc(raw, this.zero, this.data);
-    // The frame gets its own copy: grpc-js may serialise a queued message after write() returns.
-    let data: Buffer | undefined;
+    let data = raw;
     let compressed = false;
     if (rawLen > 0) {
-      const n = lz4.encodeBlock(raw, this.out);
+      const out = Buffer.allocUnsafe(lz4.encodeBound(rawLen));
+      const n = lz4.encodeBlock(raw, out);
       if (n > 0 && n < rawLen) {
-        data = Buffer.from(this.out.subarray(0, n));
+        data = out.subarray(0, n);
         compressed = true;
+      } else {
+        // The raw buffer goes out with the frame; take a fresh one for the next batch.
+        this.raw = Buffer.allocUnsafe(this.pageSize * this.maxPages);
       }
     }
-    data ??= Buffer.from(raw);
+    const crc = batchCrc(data, this.zero, this.data);
     const batch: PageBatch = { round, zeroPages: this.zero, dataPages: this.data, data, compressed, crc32: crc };
     this.bytesWire += data.length + 4 * (this.zero.length + this.data.length) + 16;
     this.zero = [];
@@ -127,6 +128,12 @@ export class PageBatchDecoder {
         }
       }
     }
+    const crc = batchCrc(data, zeroPages, dataPages);
+    if (crc !== batch.crc32) {
+      throw new DataCorruptionError(
+        `page batch of round ${batch.round}: checksum mismatch (got ${crc.toString(16)}, frame says ${batch.crc32.toString(16)})`,
+      );
+    }
     const rawLen = dataPages.length * this.pageSize;
     let raw: Buffer;
     if (batch.compressed) {
@@ -150,12 +157,6 @@ export class PageBatchDecoder {
         );
       }
       raw = data;
-    }
-    const crc = batchCrc(raw, zeroPages, dataPages);
-    if (crc !== batch.crc32) {
-      throw new DataCorruptionError(
-        `page batch of round ${batch.round}: checksum mismatch (got ${crc.toString(16)}, frame says ${batch.crc32.toString(16)})`,
-      );
     }
     return { zeroPages, dataPages, raw };
   }

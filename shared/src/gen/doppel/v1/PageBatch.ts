@@ -13,7 +13,7 @@ export interface PageBatch {
   'data'?: (Buffer | Uint8Array | string);
   'compressed'?: (boolean);
   /**
-   * CRC-32 of the raw (uncompressed) page data followed by the indices.
+   * CRC-32 of `data` as sent, then zero_pages, then data_pages (little-endian uint32).
    */
   'crc32'?: (number);
 }
@@ -30,7 +30,7 @@ export interface PageBatch__Output {
   'data': (Buffer);
   'compressed': (boolean);
   /**
-   * CRC-32 of the raw (uncompressed) page data followed by the indices.
+   * CRC-32 of `data` as sent, then zero_pages, then data_pages (little-endian uint32).
    */
   'crc32': (number);
 }
