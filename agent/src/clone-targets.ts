@@ -54,6 +54,10 @@ export class CloneTargets {
     return { vm: e.vm };
   }
 
+  stateOf(vmId: string): TargetState | undefined {
+    return this.entries.get(vmId)?.state;
+  }
+
   complete(vmId: string): void {
     const e = this.entries.get(vmId);
     if (!e) return;

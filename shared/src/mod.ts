@@ -12,3 +12,5 @@ export * from './nats/json.js';
 export * from './nats/streams.js';
 export * from './nats/commands.js';
 export * from './nats/events.js';
+export * from './validate.js';
+export * from './precopy-rule.js';

@@ -12,7 +12,7 @@
  * The VM is resumed on every path out of the suspended window, failures included.
  */
 import { randomBytes } from 'node:crypto';
-import { PageBatchEncoder, stateCrc, type CloneStats, type Logger } from '../../../shared/src/mod.js';
+import { PageBatchEncoder, stateCrc, stopReason, type CloneStats, type Logger } from '../../../shared/src/mod.js';
 import type { DriverVm, GuestPages } from '../drivers/driver.js';
 import { PageStream, type DataPlaneClient } from '../dataplane/client.js';
 import { Pacer } from './pacer.js';
@@ -35,25 +35,6 @@ export interface PrecopyOptions {
   log: Logger;
   onRound?: (r: { round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number }) => void;
   onSwitchover?: (s: { finalPages: number; downtimeMs: number }) => void;
-}
-
-/** Rounds stop early when this many rounds in a row each shrink the dirty set by less than 10%. */
-export const STALL_ROUNDS = 3;
-export const STALL_RATIO = 0.9;
-
-/** The documented stop rule, kept pure so tests and the planner agree on it. */
-export function stopReason(history: readonly number[], dirtyNow: number, threshold: number, maxRounds: number): string {
-  if (dirtyNow < threshold) return 'converged';
-  if (history.length >= maxRounds) return 'max-rounds';
-  const seq = [...history.slice(1), dirtyNow];
-  if (seq.length > STALL_ROUNDS) {
-    let stalled = true;
-    for (let k = seq.length - STALL_ROUNDS; k < seq.length; k++) {
-      if (seq[k]! < STALL_RATIO * seq[k - 1]!) stalled = false;
-    }
-    if (stalled) return 'stalled';
-  }
-  return '';
 }
 
 export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: PrecopyOptions): Promise<CloneStats> {

@@ -76,6 +76,7 @@ export interface CloneStartArgs {
   maxRounds: number;
   verify: boolean;
   fault: string;
+  maxBandwidthBytesPerS: number;
 }
 
 export interface AgentCommands {
@@ -86,7 +87,7 @@ export interface AgentCommands {
   'vm.dirty-rate': { args: { vmId: string; windowMs: number }; result: { pagesPerSecond: number; pageCount: number } };
   'clone.prepare': { args: ClonePrepareArgs; result: VmInfo };
   'clone.start': { args: CloneStartArgs; result: { accepted: true } };
-  'link.probe': { args: { targetAddr: string; bytes: number }; result: { bytesPerSecond: number } };
+  'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number }; result: { bytesPerSecond: number } };
 }
 
 export type AgentOp = keyof AgentCommands;

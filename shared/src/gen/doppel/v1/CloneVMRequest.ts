@@ -32,6 +32,10 @@ export interface CloneVMRequest {
    * --allow-fault-injection: corrupt-frame | oversized-frame
    */
   'fault'?: (string);
+  /**
+   * Cap on the page stream, MB/s of raw page bytes (0: none), as QEMU's max-bandwidth.
+   */
+  'maxBandwidthMbps'?: (number);
 }
 
 export interface CloneVMRequest__Output {
@@ -65,4 +69,8 @@ export interface CloneVMRequest__Output {
    * --allow-fault-injection: corrupt-frame | oversized-frame
    */
   'fault': (string);
+  /**
+   * Cap on the page stream, MB/s of raw page bytes (0: none), as QEMU's max-bandwidth.
+   */
+  'maxBandwidthMbps': (number);
 }

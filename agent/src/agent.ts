@@ -1,0 +1,255 @@
+/**
+ * The agent: one per hypervisor host. It registers and heartbeats on NATS,
+ * answers the coordinator's commands, and serves the gRPC data plane.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Server } from '@grpc/grpc-js';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import {
+  AbortedError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  SUBJECTS,
+  encodeJson,
+  ensureEventStream,
+  jsClient,
+  publishEvent,
+  requireInt,
+  requireName,
+  serveCommands,
+  validateVmSpec,
+  type AgentCommands,
+  type CommandHandler,
+  type Heartbeat,
+  type Logger,
+  type NatsConnection,
+  type VmInfo,
+  type VmSpec,
+} from '../../shared/src/mod.js';
+import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
+import type { CompiledAgentOptions } from './options.js';
+import { CloneTargets } from './clone-targets.js';
+import { startDataPlaneServer } from './dataplane/server.js';
+import { createDataPlaneClient, type DataPlaneClient } from './dataplane/client.js';
+import { probeLink } from './precopy/probe.js';
+import { FAULTS } from './precopy/sender.js';
+import { runCloneJob } from './clone-job.js';
+
+export interface AgentDeps {
+  driver: HypervisorDriver;
+  logger: Logger;
+  nc: NatsConnection;
+}
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly targets: CloneTargets;
+  private readonly clients = new Map<string, DataPlaneClient>();
+  /** VMs with a job running on them (a clone, a dirty-rate measurement). */
+  private readonly busy = new Map<string, string>();
+  private readonly jobs = new Set<Promise<void>>();
+  private js!: JetStreamClient;
+  private server: Server | undefined;
+  private stopCommands: (() => void) | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = new Date().toISOString();
+  dataAddr = '';
+
+  private constructor(
+    readonly opts: CompiledAgentOptions,
+    private readonly deps: AgentDeps,
+  ) {
+    this.log = deps.logger.child({ component: 'agent', host: opts.host });
+    this.targets = new CloneTargets(deps.driver, this.log.child({ component: 'clone-targets' }));
+  }
+
+  static async start(opts: CompiledAgentOptions, deps: AgentDeps): Promise<Agent> {
+    const a = new Agent(opts, deps);
+    await a.init();
+    return a;
+  }
+
+  private async init(): Promise<void> {
+    const { opts, deps } = this;
+    await mkdir(opts.dataDir, { recursive: true });
+    await writeFile(path.join(opts.dataDir, 'agent.json'), JSON.stringify({ host: opts.host, startedAt: this.startedAt }, null, 2));
+    this.js = jsClient(deps.nc);
+    await ensureEventStream(deps.nc);
+    const { server, addr } = await startDataPlaneServer(opts.listen, {
+      targets: this.targets,
+      log: this.log.child({ component: 'data-plane' }),
+    });
+    this.server = server;
+    this.dataAddr = opts.advertise || addr;
+    this.stopCommands = serveCommands(deps.nc, opts.host, this.handlers(), (err, op) =>
+      this.log.warn({ err, op }, 'command failed'),
+    );
+    this.heartbeat('up');
+    this.heartbeatTimer = setInterval(() => this.heartbeat('up'), opts.heartbeatMs);
+    this.log.info({ dataAddr: this.dataAddr, driver: deps.driver.name, capacity: opts.capacity }, 'agent started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.stopCommands?.();
+    await Promise.allSettled([...this.jobs]);
+    this.heartbeat('stopping');
+    await this.deps.nc.flush().catch(() => undefined);
+    this.targets.close();
+    for (const c of this.clients.values()) c.close();
+    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    await this.deps.driver.close();
+    this.log.info('agent stopped');
+  }
+
+  private usedMemoryMib(): number {
+    return this.deps.driver.list().reduce((sum, vm) => sum + vm.spec.memoryMib, 0);
+  }
+
+  private vmInfos(): VmInfo[] {
+    return this.deps.driver.list().map((vm) => vm.info(this.opts.host));
+  }
+
+  heartbeat(status: Heartbeat['status']): void {
+    const mem = process.memoryUsage();
+    const hb: Heartbeat = {
+      name: this.opts.host,
+      dataAddr: this.dataAddr,
+      driver: this.deps.driver.name,
+      capacity: this.opts.capacity,
+      usedMemoryMib: this.usedMemoryMib(),
+      vms: this.vmInfos(),
+      rssBytes: mem.rss,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      startedAt: this.startedAt,
+      sentAt: new Date().toISOString(),
+      status,
+      intervalMs: this.opts.heartbeatMs,
+    };
+    try {
+      this.deps.nc.publish(SUBJECTS.heartbeat(this.opts.host), encodeJson(hb));
+    } catch (err) {
+      this.log.warn({ err }, 'heartbeat not sent');
+    }
+  }
+
+  private checkRoom(memoryMib: number): void {
+    const { capacity } = this.opts;
+    const free = capacity.memoryMib - this.usedMemoryMib();
+    if (memoryMib > free) {
+      throw new ResourceExhaustedError(`host '${this.opts.host}' lacks room: needs ${memoryMib} MiB, has ${free} MiB free`);
+    }
+    if (this.deps.driver.list().length >= capacity.maxVms) {
+      throw new ResourceExhaustedError(`host '${this.opts.host}' already runs its maximum of ${capacity.maxVms} VMs`);
+    }
+  }
+
+  private vm(id: string): DriverVm {
+    const vm = this.deps.driver.get(id) ?? this.deps.driver.list().find((v) => v.spec.name === id);
+    if (!vm) throw new NotFoundError(`vm '${id}' not found on host '${this.opts.host}'`);
+    return vm;
+  }
+
+  private lock(vmId: string, job: string): void {
+    const holder = this.busy.get(vmId);
+    if (holder) throw new AbortedError(`vm '${vmId}' is busy with ${holder}`);
+    this.busy.set(vmId, job);
+  }
+
+  private client(addr: string): DataPlaneClient {
+    let c = this.clients.get(addr);
+    if (!c) {
+      c = createDataPlaneClient(addr);
+      this.clients.set(addr, c);
+    }
+    return c;
+  }
+
+  private async created(vm: DriverVm, type: 'vm.created' | 'vm.running' | 'vm.destroyed'): Promise<void> {
+    this.heartbeat('up');
+    await publishEvent(this.js, { type, host: this.opts.host, jobId: '', vm: vm.id }).catch((err: unknown) =>
+      this.log.warn({ err }, 'could not publish event'),
+    );
+  }
+
+  private handlers(): CommandHandler {
+    const h: { [Op in keyof AgentCommands]: (a: AgentCommands[Op]['args']) => Promise<AgentCommands[Op]['result']> } = {
+      'vm.create': async (spec: VmSpec) => {
+        const s = validateVmSpec(spec);
+        this.checkRoom(s.memoryMib);
+        const vm = await this.deps.driver.create(s);
+        await this.created(vm, 'vm.created');
+        return vm.info(this.opts.host);
+      },
+      'vm.list': async () => this.vmInfos(),
+      'vm.run': async ({ vmId }) => {
+        const vm = this.vm(vmId);
+        if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
+        const t = this.targets.stateOf(vm.id);
+        if (t === 'prepared' || t === 'receiving') {
+          throw new FailedPreconditionError(`clone '${vm.spec.name}' is ${t}: it can run once its pre-copy stream completed`);
+        }
+        await vm.run();
+        this.targets.release(vm.id);
+        await this.created(vm, 'vm.running');
+        return vm.info(this.opts.host);
+      },
+      'vm.destroy': async ({ vmId }) => {
+        const vm = this.vm(vmId);
+        if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
+        this.targets.release(vm.id);
+        const destroyed = await this.deps.driver.destroy(vm.id);
+        await this.created(vm, 'vm.destroyed');
+        return { destroyed };
+      },
+      'vm.dirty-rate': async ({ vmId, windowMs }) => {
+        const vm = this.vm(vmId);
+        requireInt('window (ms)', windowMs, 10, 10_000);
+        this.lock(vm.id, 'a dirty-rate measurement');
+        try {
+          return { pagesPerSecond: await vm.measureDirtyRate(windowMs), pageCount: vm.pages().pageCount };
+        } finally {
+          this.busy.delete(vm.id);
+        }
+      },
+      'clone.prepare': async ({ jobId, source, name }) => {
+        const spec = validateVmSpec({ ...source, name: requireName('clone name', name) });
+        this.checkRoom(spec.memoryMib);
+        const vm = await this.deps.driver.create(spec, { incoming: true, cloneOf: source.id });
+        this.targets.prepare(jobId, vm);
+        this.heartbeat('up');
+        return vm.info(this.opts.host);
+      },
+      'clone.start': async (args) => {
+        const vm = this.vm(args.vmId);
+        requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
+        requireInt('max rounds', args.maxRounds, 1, 1000);
+        if (!(FAULTS as readonly string[]).includes(args.fault)) throw new InvalidArgumentError(`unknown fault '${args.fault}'`);
+        if (args.fault && !this.opts.allowFaultInjection) {
+          throw new FailedPreconditionError(`fault injection is disabled on host '${this.opts.host}' (start it with --allow-fault-injection)`);
+        }
+        this.lock(vm.id, `clone job ${args.jobId}`);
+        const job = runCloneJob(vm, args, {
+          js: this.js,
+          host: this.opts.host,
+          log: this.log,
+          client: this.client(args.targetAddr),
+          deadlineMs: this.opts.cloneDeadlineMs,
+        }).finally(() => {
+          this.busy.delete(vm.id);
+          this.jobs.delete(job);
+        });
+        this.jobs.add(job);
+        return { accepted: true as const };
+      },
+      'link.probe': async ({ targetHost, targetAddr, bytes, maxBandwidthBytesPerS }) => {
+        requireInt('probe size', bytes, 4096, 1024 * 1024 * 1024);
+        return { bytesPerSecond: await probeLink(this.client(targetAddr), targetHost, bytes, maxBandwidthBytesPerS) };
+      },
+    };
+    return h;
+  }
+}

@@ -1,0 +1,19 @@
+/** The agent package's public face. The start-up code picks the driver here. */
+import { InvalidArgumentError } from '../../shared/src/mod.js';
+import type { HypervisorDriver } from './drivers/driver.js';
+import { SimDriver } from './drivers/sim/sim-driver.js';
+
+export { Agent, type AgentDeps } from './agent.js';
+export { compileAgentOptions, type AgentOptions, type CompiledAgentOptions, DRIVERS } from './options.js';
+export type { HypervisorDriver, DriverVm } from './drivers/driver.js';
+export { SimDriver } from './drivers/sim/sim-driver.js';
+
+/** The only place that maps a driver name to an implementation. */
+export function createDriver(name: string): HypervisorDriver {
+  switch (name) {
+    case 'sim':
+      return new SimDriver();
+    default:
+      throw new InvalidArgumentError(`unknown driver '${name}'`);
+  }
+}

@@ -1,0 +1,63 @@
+/** Agent options: AgentOptions (what a user may give) -> compileAgentOptions() -> CompiledAgentOptions. */
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidArgumentError, requireInt, requireName, type Capacity } from '../../shared/src/mod.js';
+
+export interface AgentOptions {
+  host: string;
+  /** gRPC data-plane listen address, host:port (port 0 picks a free one). */
+  listen?: string;
+  /** Address other agents use to reach this one; defaults to the bound listen address. */
+  advertise?: string;
+  dataDir?: string;
+  natsUrl?: string;
+  driver?: string;
+  memoryMib?: number;
+  cpus?: number;
+  maxVms?: number;
+  heartbeatMs?: number;
+  /** Honour the test-only `fault` field of clone requests. Off in production. */
+  allowFaultInjection?: boolean;
+  cloneDeadlineMs?: number;
+}
+
+export interface CompiledAgentOptions {
+  host: string;
+  listen: string;
+  advertise: string;
+  dataDir: string;
+  natsUrl: string;
+  driver: 'sim';
+  capacity: Capacity;
+  heartbeatMs: number;
+  allowFaultInjection: boolean;
+  cloneDeadlineMs: number;
+}
+
+export const DRIVERS = ['sim'] as const;
+
+export function compileAgentOptions(o: AgentOptions): CompiledAgentOptions {
+  const host = requireName('host name', o.host);
+  const listen = o.listen ?? '127.0.0.1:0';
+  if (!/^[^\s]+:\d+$/.test(listen)) throw new InvalidArgumentError(`listen address must be HOST:PORT (got '${listen}')`);
+  const driver = o.driver ?? 'sim';
+  if (driver !== 'sim') {
+    throw new InvalidArgumentError(`driver '${driver}' is not available in this build (available: ${DRIVERS.join(', ')})`);
+  }
+  return {
+    host,
+    listen,
+    advertise: o.advertise ?? '',
+    dataDir: path.resolve(o.dataDir ?? path.join(os.tmpdir(), `doppel-agent-${host}`)),
+    natsUrl: o.natsUrl ?? 'nats://127.0.0.1:4222',
+    driver,
+    capacity: {
+      memoryMib: requireInt('memory capacity (MiB)', o.memoryMib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75), 1, 2 ** 30),
+      cpus: requireInt('cpus', o.cpus ?? os.cpus().length, 1, 4096),
+      maxVms: requireInt('max VMs', o.maxVms ?? 64, 1, 100_000),
+    },
+    heartbeatMs: requireInt('heartbeat interval (ms)', o.heartbeatMs ?? 2000, 50, 60_000),
+    allowFaultInjection: o.allowFaultInjection ?? false,
+    cloneDeadlineMs: requireInt('clone deadline (ms)', o.cloneDeadlineMs ?? 30 * 60_000, 1000, 24 * 3600_000),
+  };
+}

@@ -1,0 +1,92 @@
+/** A promise-shaped client for the coordinator's gRPC API, used by the CLI, the demo and tests. */
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { fromServiceError, loadCoordinatorProto } from '../../shared/src/mod.js';
+import type { CoordinatorClient as RawClient } from '../../shared/src/gen/doppel/v1/Coordinator.js';
+import type { Host__Output } from '../../shared/src/gen/doppel/v1/Host.js';
+import type { VM__Output } from '../../shared/src/gen/doppel/v1/VM.js';
+import type { Job__Output } from '../../shared/src/gen/doppel/v1/Job.js';
+import type { Event__Output } from '../../shared/src/gen/doppel/v1/Event.js';
+import type { CloneVMRequest } from '../../shared/src/gen/doppel/v1/CloneVMRequest.js';
+import type { ListHostsResponse__Output } from '../../shared/src/gen/doppel/v1/ListHostsResponse.js';
+import type { ListVMsResponse__Output } from '../../shared/src/gen/doppel/v1/ListVMsResponse.js';
+import type { ListJobsResponse__Output } from '../../shared/src/gen/doppel/v1/ListJobsResponse.js';
+import type { CreateVMRequest } from '../../shared/src/gen/doppel/v1/CreateVMRequest.js';
+
+export type { Host__Output as Host, VM__Output as VM, Job__Output as Job, Event__Output as Event };
+
+const DEADLINE_MS = 120_000;
+
+export class CoordinatorClient {
+  private readonly raw: RawClient;
+
+  constructor(readonly addr: string) {
+    const proto = loadCoordinatorProto();
+    this.raw = new proto.doppel.v1.Coordinator(addr, credentials.createInsecure());
+  }
+
+  private call<Res>(fn: (opts: { deadline: number }, cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      fn({ deadline: Date.now() + DEADLINE_MS }, (err, res) =>
+        err || res === undefined ? reject(fromServiceError(err, `coordinator ${this.addr}`)) : resolve(res),
+      );
+    });
+  }
+
+  async hosts(): Promise<Host__Output[]> {
+    return (await this.call<ListHostsResponse__Output>((o, cb) => this.raw.listHosts({}, o, cb))).hosts;
+  }
+
+  async vms(host = ''): Promise<VM__Output[]> {
+    return (await this.call<ListVMsResponse__Output>((o, cb) => this.raw.listVMs({ host }, o, cb))).vms;
+  }
+
+  createVm(req: CreateVMRequest): Promise<VM__Output> {
+    return this.call<VM__Output>((o, cb) => this.raw.createVm(req, o, cb));
+  }
+
+  runVm(vm: string): Promise<VM__Output> {
+    return this.call<VM__Output>((o, cb) => this.raw.runVm({ vm }, o, cb));
+  }
+
+  clone(req: CloneVMRequest): Promise<Job__Output> {
+    return this.call<Job__Output>((o, cb) => this.raw.cloneVm(req, o, cb));
+  }
+
+  job(id: string): Promise<Job__Output> {
+    return this.call<Job__Output>((o, cb) => this.raw.getJob({ id }, o, cb));
+  }
+
+  async jobs(limit = 100): Promise<Job__Output[]> {
+    return (await this.call<ListJobsResponse__Output>((o, cb) => this.raw.listJobs({ limit }, o, cb))).jobs;
+  }
+
+  /** Streams events; resolves when the server ends the stream (caught up, unless following). */
+  events(req: { all?: boolean; follow?: boolean; startSeq?: number }, onEvent: (e: Event__Output) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const call = this.raw.watchEvents(req);
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      call.on('data', onEvent);
+      call.on('end', () => resolve());
+      call.on('error', (err: Error & { code?: number }) => (signal?.aborted ? resolve() : reject(fromServiceError(err, 'events'))));
+    });
+  }
+
+  /** Polls a job until it completes or fails; `onProgress` sees each change. */
+  async waitJob(id: string, onProgress?: (j: Job__Output) => void, timeoutMs = 30 * 60_000): Promise<Job__Output> {
+    const end = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      const j = await this.job(id);
+      const key = `${j.state}/${j.currentRound}/${j.lastRoundPages}`;
+      if (key !== last) onProgress?.(j);
+      last = key;
+      if (j.state === 'completed' || j.state === 'failed') return j;
+      if (Date.now() > end) throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}

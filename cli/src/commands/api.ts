@@ -1,0 +1,242 @@
+/** Commands that talk to the coordinator's API: hosts, vms, vm, clone, jobs, job, events. */
+import { InvalidArgumentError } from '../../../shared/src/mod.js';
+import { CoordinatorClient, type Job } from '../client.js';
+import { flag, int, parse, str, type Options } from '../args.js';
+import { mib, printJson, Progress, table } from '../output.js';
+
+const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' } };
+
+function client(p: ReturnType<typeof parse>): CoordinatorClient {
+  return new CoordinatorClient(str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400'));
+}
+
+async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: CoordinatorClient) => Promise<T>): Promise<T> {
+  const c = client(p);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+export const API_COMMON_HELP = `  --coordinator ADDR   coordinator gRPC address (default 127.0.0.1:7400, env DOPPEL_COORDINATOR)
+  --json               print JSON instead of a table`;
+
+export async function hostsCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, COMMON);
+  if (flag(p, 'help')) return void console.log(`doppel hosts: list the fleet's hosts.\n\n${API_COMMON_HELP}`), 0;
+  const hosts = await withClient(p, (c) => c.hosts());
+  if (flag(p, 'json')) return printJson({ hosts }), 0;
+  console.log(
+    table(
+      hosts.map((h) => ({
+        name: h.name,
+        state: h.state,
+        driver: h.driver,
+        vms: h.vmCount,
+        'mem used/total': `${h.usedMemoryMib}/${h.capacity?.memoryMib ?? 0} MiB`,
+        cpus: h.capacity?.cpus ?? 0,
+        'data plane': h.dataAddr,
+        'agent rss': mib(h.agentRssBytes),
+      })),
+      ['name', 'state', 'driver', 'vms', 'mem used/total', 'cpus', 'data plane', 'agent rss'],
+    ),
+  );
+  return 0;
+}
+
+export async function vmsCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...COMMON, host: { type: 'string' } });
+  if (flag(p, 'help')) return void console.log(`doppel vms [--host NAME]: list VMs on all hosts (or one).\n\n${API_COMMON_HELP}`), 0;
+  const vms = await withClient(p, (c) => c.vms(str(p, 'host')));
+  if (flag(p, 'json')) return printJson({ vms }), 0;
+  console.log(
+    table(
+      vms.map((v) => ({
+        id: v.id,
+        name: v.name,
+        host: v.host,
+        state: v.state,
+        memory: `${v.memoryMib} MiB`,
+        workload: v.workload ? `${v.workload.dirtyRate} pages/s ${v.workload.pattern}` : '',
+        'clone of': v.cloneOf,
+      })),
+      ['id', 'name', 'host', 'state', 'memory', 'workload', 'clone of'],
+    ),
+  );
+  return 0;
+}
+
+export const VM_HELP = `doppel vm create NAME [options]: create and start a VM.
+doppel vm run VM: run a VM (a finished clone waits suspended until this).
+
+  --host NAME          host to place it on (default: the host with the most free memory)
+  --memory-mib N       guest memory (default 256)
+  --vcpus N            (default 1)
+  --dirty-rate N       pages per second the guest workload writes (default 0, idle)
+  --pattern P          uniform | hotset | sequential (default uniform)
+  --seed N             content and workload seed (default 1)
+${API_COMMON_HELP}`;
+
+export async function vmCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {
+    ...COMMON,
+    host: { type: 'string' },
+    'memory-mib': { type: 'string' },
+    vcpus: { type: 'string' },
+    'dirty-rate': { type: 'string' },
+    pattern: { type: 'string' },
+    seed: { type: 'string' },
+  });
+  const [sub, name] = p.positionals;
+  if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
+  if (!name) throw new InvalidArgumentError(`doppel vm ${sub} needs a VM name`);
+  const vm = await withClient(p, (c) => {
+    if (sub === 'create') {
+      return c.createVm({
+        name,
+        host: str(p, 'host'),
+        memoryMib: int(p, 'memory-mib', 256),
+        vcpus: int(p, 'vcpus', 1),
+        workload: { dirtyRate: int(p, 'dirty-rate', 0), pattern: str(p, 'pattern', 'uniform'), seed: int(p, 'seed', 1) },
+      });
+    }
+    if (sub === 'run') return c.runVm(name);
+    throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run)`);
+  });
+  if (flag(p, 'json')) return printJson(vm), 0;
+  console.log(`vm ${vm.name} (${vm.id}) is ${vm.state} on ${vm.host}`);
+  return 0;
+}
+
+export const CLONE_HELP = `doppel clone VM [options]: live-clone a running VM to a second host by iterative pre-copy.
+
+The source keeps running; it is suspended only for the final switchover. The clone
+waits, suspended, until 'doppel vm run CLONE'.
+
+  --to HOST                 target host (default: the host with the most free memory)
+  --name NAME               the clone's name (default VM-clone-XXXXXX)
+  --max-downtime-ms N       allowed switchover time (default 300)
+  --max-rounds N            pre-copy round limit (default 30)
+  --on-non-convergence P    refuse (default) | warn: what to do when pre-copy is not predicted to converge
+  --max-bandwidth-mbps N    cap the page stream (MB/s, default: none)
+  --verify                  hash source and clone memory (reported apart from the downtime)
+  --wait                    wait for the job and show its progress
+${API_COMMON_HELP}`;
+
+export async function cloneCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {
+    ...COMMON,
+    to: { type: 'string' },
+    name: { type: 'string' },
+    'max-downtime-ms': { type: 'string' },
+    'max-rounds': { type: 'string' },
+    'on-non-convergence': { type: 'string' },
+    'max-bandwidth-mbps': { type: 'string' },
+    verify: { type: 'boolean' },
+    wait: { type: 'boolean' },
+    fault: { type: 'string' },
+  });
+  const vm = p.positionals[0];
+  if (flag(p, 'help') || !vm) return void console.log(CLONE_HELP), vm || flag(p, 'help') ? 0 : 2;
+  return withClient(p, async (c) => {
+    let job = await c.clone({
+      vm,
+      targetHost: str(p, 'to'),
+      cloneName: str(p, 'name'),
+      maxDowntimeMs: int(p, 'max-downtime-ms', 0),
+      maxRounds: int(p, 'max-rounds', 0),
+      onNonConvergence: str(p, 'on-non-convergence'),
+      maxBandwidthMbps: int(p, 'max-bandwidth-mbps', 0),
+      verify: flag(p, 'verify'),
+      fault: str(p, 'fault'),
+    });
+    if (job.plan?.warning) console.error(`warning: ${job.plan.warning}`);
+    if (flag(p, 'wait')) {
+      const bar = new Progress();
+      job = await c.waitJob(job.id, (j) =>
+        bar.update(
+          `${j.id} ${j.state} · round ${j.currentRound} · ${j.lastRoundPages} pages`,
+          j.plan?.predictedRounds ? Math.min(1, (j.currentRound + 1) / (j.plan.predictedRounds + 1)) : undefined,
+        ),
+      );
+      bar.done();
+    }
+    if (flag(p, 'json')) return printJson(job), job.state === 'failed' ? 1 : 0;
+    printJob(job);
+    return job.state === 'failed' ? 1 : 0;
+  });
+}
+
+export function printJob(j: Job): void {
+  const plan = j.plan;
+  console.log(`job ${j.id}: ${j.state}${j.error ? ` (${j.errorName}: ${j.error})` : ''}`);
+  if (plan) {
+    console.log(`  ${plan.sourceVm} on ${plan.sourceHost} -> ${plan.targetVm || '(pending)'} on ${plan.targetHost}`);
+    console.log(
+      `  plan: threshold ${plan.thresholdPages} pages, bandwidth ${(plan.bandwidthBytesPerS / 1e6).toFixed(0)} MB/s, ` +
+        `dirty rate ${Math.round(plan.dirtyPagesPerS)} pages/s, predicted ${plan.predictedRounds} rounds / ${plan.predictedDowntimeMs.toFixed(1)} ms`,
+    );
+  }
+  const s = j.stats;
+  if (s) {
+    console.log(`  rounds ${s.rounds} (${s.pagesPerRound.join(', ')} pages), stop: ${s.stopReason}`);
+    console.log(`  sent ${mib(s.bytesRaw)} raw, ${mib(s.bytesWire)} on the wire (${((s.bytesWire / Math.max(1, s.bytesRaw)) * 100).toFixed(0)}%)`);
+    console.log(`  downtime ${s.downtimeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(0)} ms`);
+    if (s.sourceHash) {
+      console.log(`  verify: source ${s.sourceHash.slice(0, 16)}… clone ${s.cloneHash.slice(0, 16)}… ${s.sourceHash === s.cloneHash ? 'EQUAL' : 'DIFFERENT'} (${s.verifyMs.toFixed(0)} ms)`);
+    }
+  }
+}
+
+export async function jobsCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...COMMON, limit: { type: 'string' } });
+  if (flag(p, 'help')) return void console.log(`doppel jobs [--limit N]: list jobs, newest first.\n\n${API_COMMON_HELP}`), 0;
+  const jobs = await withClient(p, (c) => c.jobs(int(p, 'limit', 50)));
+  if (flag(p, 'json')) return printJson({ jobs }), 0;
+  console.log(
+    table(
+      jobs.map((j) => ({
+        id: j.id,
+        kind: j.kind,
+        state: j.state,
+        vm: j.vm,
+        route: j.plan ? `${j.plan.sourceHost} -> ${j.plan.targetHost}` : '',
+        rounds: j.stats?.rounds ?? j.currentRound,
+        'downtime ms': j.stats ? j.stats.downtimeMs.toFixed(1) : '',
+        created: j.createdAt,
+        error: j.error,
+      })),
+      ['id', 'kind', 'state', 'vm', 'route', 'rounds', 'downtime ms', 'created', 'error'],
+    ),
+  );
+  return 0;
+}
+
+export async function jobCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, COMMON);
+  const id = p.positionals[0];
+  if (flag(p, 'help') || !id) return void console.log(`doppel job ID: show one job.\n\n${API_COMMON_HELP}`), id || flag(p, 'help') ? 0 : 2;
+  const job = await withClient(p, (c) => c.job(id));
+  if (flag(p, 'json')) return printJson(job), 0;
+  printJob(job);
+  return 0;
+}
+
+export async function eventsCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...COMMON, follow: { type: 'boolean', short: 'f' }, start: { type: 'string' } });
+  if (flag(p, 'help')) {
+    return void console.log(`doppel events [--follow] [--start SEQ]: replay stored events, then follow new ones with --follow.\n\n${API_COMMON_HELP}`), 0;
+  }
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  await withClient(p, (c) =>
+    c.events({ all: true, follow: flag(p, 'follow'), startSeq: int(p, 'start', 0) }, (e) => {
+      if (flag(p, 'json')) return process.stdout.write(e.json + '\n');
+      const body = JSON.parse(e.json) as Record<string, unknown>;
+      for (const k of ['type', 'time', 'host', 'jobId', 'vm', 'plan', 'stats']) delete body[k];
+      console.log(`${String(e.seq).padStart(5)} ${e.time} ${e.type.padEnd(16)} ${e.host.padEnd(8)} ${e.jobId || '-'} ${e.vm || '-'} ${JSON.stringify(body)}`);
+    }, ac.signal),
+  );
+  return 0;
+}

@@ -1,0 +1,155 @@
+/** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`. */
+import { connectNats, createRootLogger, type LogFormat, type Logger } from '../../../shared/src/mod.js';
+import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
+import { Coordinator } from '../../../coordinator/src/mod.js';
+import { LocalFleet } from '../fleet/local-fleet.js';
+import { flag, int, parse, str, type Options } from '../args.js';
+
+const LOG_OPTIONS: Options = {
+  'log-format': { type: 'string' },
+  'log-level': { type: 'string' },
+  'ready-line': { type: 'boolean' },
+};
+
+function rootLogger(name: string, p: ReturnType<typeof parse>): Logger {
+  const format = str(p, 'log-format', process.env.DOPPEL_LOG_FORMAT ?? 'json');
+  return createRootLogger({
+    name,
+    format: format === 'pretty' ? 'pretty' : ('json' as LogFormat),
+    level: (str(p, 'log-level', process.env.DOPPEL_LOG_LEVEL ?? 'info') as 'info'),
+  });
+}
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+function untilSignal(log: Logger, stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal: sig }, 'shutting down');
+      stop()
+        .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
+        .finally(() => resolve());
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+  });
+}
+
+export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
+
+  --host NAME            this host's name in the fleet (required; letters, digits, - and _)
+  --listen ADDR          gRPC data-plane address, HOST:PORT (default 127.0.0.1:0 = any free port)
+  --advertise ADDR       address other agents should dial (default: the bound listen address)
+  --data DIR             agent state directory (default: $TMPDIR/doppel-agent-NAME)
+  --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222, env DOPPEL_NATS_URL)
+  --driver sim           hypervisor driver (sim: the simulated hypervisor)
+  --memory-mib N         memory offered to VMs (default 75% of this machine's)
+  --cpus N               CPUs offered (default: this machine's)
+  --max-vms N            VM limit (default 64)
+  --heartbeat-ms N       heartbeat interval (default 2000); a host is down after 3 missed
+  --allow-fault-injection  honour the test-only 'fault' field of clone requests
+  --log-format json|pretty, --log-level LEVEL`;
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {
+    ...LOG_OPTIONS,
+    host: { type: 'string' },
+    listen: { type: 'string' },
+    advertise: { type: 'string' },
+    data: { type: 'string' },
+    nats: { type: 'string' },
+    driver: { type: 'string' },
+    'memory-mib': { type: 'string' },
+    cpus: { type: 'string' },
+    'max-vms': { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    'allow-fault-injection': { type: 'boolean' },
+  });
+  if (flag(p, 'help')) return void console.log(AGENT_HELP), 0;
+  const opts = compileAgentOptions({
+    host: str(p, 'host', process.env.DOPPEL_HOST ?? ''),
+    listen: str(p, 'listen', process.env.DOPPEL_LISTEN ?? '127.0.0.1:0'),
+    advertise: str(p, 'advertise', process.env.DOPPEL_ADVERTISE ?? ''),
+    dataDir: str(p, 'data', process.env.DOPPEL_DATA_DIR ?? '') || undefined,
+    natsUrl: str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222'),
+    driver: str(p, 'driver', process.env.DOPPEL_DRIVER ?? 'sim'),
+    ...(p.values['memory-mib'] ? { memoryMib: int(p, 'memory-mib', 0) } : {}),
+    ...(p.values.cpus ? { cpus: int(p, 'cpus', 0) } : {}),
+    ...(p.values['max-vms'] ? { maxVms: int(p, 'max-vms', 0) } : {}),
+    heartbeatMs: int(p, 'heartbeat-ms', 2000),
+    allowFaultInjection: flag(p, 'allow-fault-injection'),
+  });
+  const log = rootLogger('doppel-agent', p);
+  const nc = await connectNats(opts.natsUrl, `doppel-agent-${opts.host}`);
+  const agent = await Agent.start(opts, { driver: createDriver(opts.driver), logger: log, nc });
+  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, host: opts.host, dataAddr: agent.dataAddr }));
+  await untilSignal(log, async () => {
+    await agent.stop();
+    await nc.drain();
+  });
+  return 0;
+}
+
+export const COORDINATOR_HELP = `doppel coordinator: run the coordinator (host registry, clone planning, jobs, API).
+
+  --nats URL       NATS server(s) with JetStream (default nats://127.0.0.1:4222, env DOPPEL_NATS_URL)
+  --grpc ADDR      gRPC API address (default 127.0.0.1:7400)
+  --http ADDR      JSON/HTTP API address (default 127.0.0.1:7401; '' disables)
+  --log-format json|pretty, --log-level LEVEL
+
+All state (hosts, jobs, events) lives in NATS JetStream: restart it at will.`;
+
+export async function coordinatorCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...LOG_OPTIONS, nats: { type: 'string' }, grpc: { type: 'string' }, http: { type: 'string' } });
+  if (flag(p, 'help')) return void console.log(COORDINATOR_HELP), 0;
+  const log = rootLogger('doppel-coordinator', p);
+  const nc = await connectNats(str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222'), 'doppel-coordinator');
+  const c = await Coordinator.start(
+    { grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'), httpListen: str(p, 'http', process.env.DOPPEL_HTTP_LISTEN ?? '127.0.0.1:7401') },
+    { nc, logger: log },
+  );
+  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, grpc: c.grpcAddr, http: c.httpAddr }));
+  await untilSignal(log, async () => {
+    await c.stop();
+    await nc.drain();
+  });
+  return 0;
+}
+
+export const UP_HELP = `doppel up: run a local fleet in the foreground until Ctrl-C.
+
+Starts a private nats-server (random port, temporary store), a coordinator and
+agents with the sim driver, each in its own process, and prints how to reach them.
+
+  --agents N        number of agents (default 2: host-a, host-b)
+  --memory-mib N    memory each agent offers to VMs (default: 75% of this machine's)`;
+
+export async function upCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { agents: { type: 'string' }, 'memory-mib': { type: 'string' } });
+  if (flag(p, 'help')) return void console.log(UP_HELP), 0;
+  const n = int(p, 'agents', 2);
+  const names = Array.from({ length: n }, (_, i) => `host-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? Math.floor(i / 26) : ''}`);
+  const fleet = await LocalFleet.start({ agents: names, mode: 'process', heartbeatMs: 1000, ...(p.values['memory-mib'] ? { agentMemoryMib: int(p, 'memory-mib', 0) } : {}) });
+  console.log(`doppel fleet is up:
+  NATS            ${fleet.nats.url}
+  coordinator     gRPC ${fleet.grpcAddr}   HTTP http://${fleet.httpAddr}
+  agents          ${names.join(', ')}
+  logs            ${fleet.logDir}
+
+In another shell:
+  export DOPPEL_COORDINATOR=${fleet.grpcAddr}
+  doppel hosts
+  doppel vm create web --memory-mib 256 --dirty-rate 20000
+  doppel clone web --wait
+
+Ctrl-C stops everything.`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  console.log('stopping fleet…');
+  await fleet.stop();
+  return 0;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/** The `doppel` command line. */
+import { toDoppelError } from '../../shared/src/mod.js';
+import { agentCommand, coordinatorCommand, upCommand } from './commands/daemons.js';
+import { cloneCommand, eventsCommand, hostsCommand, jobCommand, jobsCommand, vmCommand, vmsCommand } from './commands/api.js';
+import { demoCommand } from './demo/demo.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about: string }> = {
+  up: { run: upCommand, about: 'run a local fleet (NATS, coordinator, two agents) in the foreground' },
+  demo: { run: demoCommand, about: 'run a scenario end to end on a private local fleet' },
+  agent: { run: agentCommand, about: 'run the agent of one hypervisor host' },
+  coordinator: { run: coordinatorCommand, about: 'run the coordinator' },
+  hosts: { run: hostsCommand, about: 'list hosts' },
+  vms: { run: vmsCommand, about: 'list VMs' },
+  vm: { run: vmCommand, about: 'vm create NAME | vm run VM' },
+  clone: { run: cloneCommand, about: 'live-clone a running VM to another host' },
+  jobs: { run: jobsCommand, about: 'list jobs' },
+  job: { run: jobCommand, about: 'show one job' },
+  events: { run: eventsCommand, about: 'replay and follow events' },
+};
+
+function usage(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return `doppel: live clone-backup of running VMs across a fleet of hypervisor hosts
+
+usage: doppel COMMAND [options]      (doppel COMMAND --help for its options)
+
+${Object.entries(COMMANDS)
+  .map(([k, v]) => `  ${k.padEnd(w)}  ${v.about}`)
+  .join('\n')}
+
+Environment: DOPPEL_COORDINATOR (gRPC address for client commands), DOPPEL_NATS_URL,
+DOPPEL_LOG_FORMAT (json|pretty), DOPPEL_LOG_LEVEL.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`doppel: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return cmd.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = toDoppelError(err);
+    console.error(`doppel: ${e.name}: ${e.message}`);
+    process.exitCode = e.code === 'INVALID_ARGUMENT' ? 2 : 1;
+  },
+);

@@ -1,0 +1,59 @@
+/** The coordinator's gRPC API. Every handler maps errors through toServiceError. */
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { loadCoordinatorProto, toServiceError, type Logger } from '../../../shared/src/mod.js';
+import type { CoordinatorHandlers } from '../../../shared/src/gen/doppel/v1/Coordinator.js';
+import type { WatchEventsRequest__Output } from '../../../shared/src/gen/doppel/v1/WatchEventsRequest.js';
+import type { Event } from '../../../shared/src/gen/doppel/v1/Event.js';
+import type { CoordinatorService } from '../service.js';
+import { eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+
+function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err)),
+    );
+  };
+}
+
+export function coordinatorHandlers(svc: CoordinatorService, log: Logger): CoordinatorHandlers {
+  return {
+    ListHosts: unary(async () => ({ hosts: (await svc.listHosts()).map(hostMessage) })),
+    ListVMs: unary(async (r) => ({ vms: (await svc.listVms(r.host)).map(vmMessage) })),
+    CreateVM: unary(async (r) => vmMessage(await svc.createVm(r))),
+    RunVM: unary(async (r) => vmMessage(await svc.runVm(r.vm))),
+    CloneVM: unary(async (r) => jobMessage(await svc.cloneVm(r))),
+    GetJob: unary(async (r) => jobMessage(await svc.getJob(r.id))),
+    ListJobs: unary(async (r) => ({ jobs: (await svc.listJobs(r.limit)).map(jobMessage) })),
+    WatchEvents(call: ServerWritableStream<WatchEventsRequest__Output, Event>) {
+      const ac = new AbortController();
+      call.on('cancelled', () => ac.abort());
+      const r = call.request;
+      svc
+        .watchEvents(
+          { all: r.all, startSeq: r.startSeq, follow: r.follow },
+          async (e) => {
+            if (!call.write(eventMessage(e))) await new Promise((res) => call.once('drain', res));
+          },
+          ac.signal,
+        )
+        .then(
+          () => call.end(),
+          (err: unknown) => {
+            log.warn({ err }, 'event watch failed');
+            call.destroy(toServiceError(err));
+          },
+        );
+    },
+  };
+}
+
+export async function startGrpcApi(listen: string, svc: CoordinatorService, log: Logger): Promise<{ server: Server; addr: string }> {
+  const proto = loadCoordinatorProto();
+  const server = new Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
+  server.addService(proto.doppel.v1.Coordinator.service, coordinatorHandlers(svc, log));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { server, addr: `${listen.slice(0, listen.lastIndexOf(':'))}:${port}` };
+}

@@ -1,0 +1,95 @@
+/**
+ * The coordinator's JSON-over-HTTP API: the same calls as gRPC, for schedulers
+ * and scripts. Errors are `{ "error": { name, code, message } }` with the HTTP
+ * status that matches the code.
+ */
+import http from 'node:http';
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger } from '../../../shared/src/mod.js';
+import type { CoordinatorService } from '../service.js';
+import { eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+
+const MAX_BODY = 1024 * 1024;
+
+async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new ResourceExhaustedError(`request body over ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  try {
+    const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgumentError('request body must be a JSON object', { cause: err });
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestListener {
+  return (req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const parts = url.pathname.split('/').filter(Boolean);
+      const m = req.method ?? 'GET';
+      const route = `${m} /${parts.map((p, i) => (i >= 2 ? ':' : p)).join('/')}`;
+      switch (route) {
+        case 'GET /healthz':
+          return send(res, 200, { ok: true });
+        case 'GET /v1/hosts':
+          return send(res, 200, { hosts: (await svc.listHosts()).map(hostMessage) });
+        case 'GET /v1/vms':
+          return send(res, 200, { vms: (await svc.listVms(url.searchParams.get('host') ?? '')).map(vmMessage) });
+        case 'POST /v1/vms':
+          return send(res, 201, vmMessage(await svc.createVm(await readJson(req))));
+        case 'POST /v1/vms/:/:':
+          if (parts[3] !== 'run') break;
+          return send(res, 200, vmMessage(await svc.runVm(decodeURIComponent(parts[2]!))));
+        case 'POST /v1/clone':
+          return send(res, 202, jobMessage(await svc.cloneVm((await readJson(req)) as { vm: string })));
+        case 'GET /v1/jobs':
+          return send(res, 200, { jobs: (await svc.listJobs(Number(url.searchParams.get('limit') ?? 100))).map(jobMessage) });
+        case 'GET /v1/jobs/:':
+          return send(res, 200, jobMessage(await svc.getJob(decodeURIComponent(parts[2]!))));
+        case 'GET /v1/events': {
+          // Newline-delimited JSON; ?follow=1 keeps the response open for new events.
+          const follow = url.searchParams.get('follow') === '1';
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          const ac = new AbortController();
+          res.on('close', () => ac.abort());
+          await svc.watchEvents({ all: true, follow, startSeq: Number(url.searchParams.get('start') ?? 0) }, async (e) => {
+            if (!res.write(JSON.stringify(eventMessage(e)) + '\n')) await new Promise((r) => res.once('drain', r));
+          }, ac.signal);
+          res.end();
+          return;
+        }
+      }
+      throw new NotFoundError(`no route ${m} ${url.pathname}`);
+    })().catch((err: unknown) => {
+      const e = toDoppelError(err);
+      if (e.code === 'INTERNAL') log.error({ err }, 'HTTP request failed');
+      if (res.headersSent) return res.destroy();
+      send(res, httpStatusOf(e.code), { error: errorToJson(e) });
+    });
+  };
+}
+
+export async function startHttpApi(listen: string, svc: CoordinatorService, log: Logger): Promise<{ server: http.Server; addr: string }> {
+  const server = http.createServer(httpHandler(svc, log));
+  const i = listen.lastIndexOf(':');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => resolve());
+  });
+  const a = server.address();
+  const port = typeof a === 'object' && a ? a.port : 0;
+  return { server, addr: `${listen.slice(0, i)}:${port}` };
+}

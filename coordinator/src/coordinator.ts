@@ -1,0 +1,72 @@
+/**
+ * The coordinator: host registry, clone planning, job tracking, and the API.
+ * Everything it knows lives in NATS (KV buckets and the events stream), so a
+ * restart, or a second coordinator, picks up where the last one was.
+ */
+import type { Server } from '@grpc/grpc-js';
+import type http from 'node:http';
+import { ensureEventStream, jsClient, openBuckets, type Logger, type NatsConnection } from '../../shared/src/mod.js';
+import { HostRegistry } from './registry.js';
+import { JobStore, JobTracker } from './jobs.js';
+import { CoordinatorService } from './service.js';
+import { startGrpcApi } from './api/grpc-server.js';
+import { startHttpApi } from './api/http-server.js';
+
+export interface CoordinatorOptions {
+  /** gRPC API listen address (port 0 picks one). */
+  grpcListen?: string;
+  /** HTTP/JSON API listen address; '' disables it. */
+  httpListen?: string;
+}
+
+export interface CoordinatorDeps {
+  nc: NatsConnection;
+  logger: Logger;
+}
+
+export class Coordinator {
+  grpcAddr = '';
+  httpAddr = '';
+  private grpc: Server | undefined;
+  private http: http.Server | undefined;
+
+  private constructor(
+    readonly service: CoordinatorService,
+    private readonly registry: HostRegistry,
+    private readonly tracker: JobTracker,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(opts: CoordinatorOptions, deps: CoordinatorDeps): Promise<Coordinator> {
+    const log = deps.logger.child({ component: 'coordinator' });
+    await ensureEventStream(deps.nc);
+    const buckets = await openBuckets(deps.nc);
+    const js = jsClient(deps.nc);
+    const registry = new HostRegistry(deps.nc, js, buckets.hosts, log.child({ component: 'registry' }));
+    const jobs = new JobStore(buckets.jobs);
+    const tracker = new JobTracker(deps.nc, js, jobs, log.child({ component: 'job-tracker' }));
+    const service = new CoordinatorService({ nc: deps.nc, js, registry, jobs, links: buckets.links, log });
+    const c = new Coordinator(service, registry, tracker, log);
+    registry.start();
+    await tracker.start();
+    const g = await startGrpcApi(opts.grpcListen ?? '127.0.0.1:7400', service, log.child({ component: 'grpc-api' }));
+    c.grpc = g.server;
+    c.grpcAddr = g.addr;
+    if (opts.httpListen !== '') {
+      const h = await startHttpApi(opts.httpListen ?? '127.0.0.1:7401', service, log.child({ component: 'http-api' }));
+      c.http = h.server;
+      c.httpAddr = h.addr;
+    }
+    log.info({ grpc: c.grpcAddr, http: c.httpAddr }, 'coordinator started');
+    return c;
+  }
+
+  async stop(): Promise<void> {
+    this.registry.stop();
+    await this.tracker.stop();
+    this.http?.closeAllConnections();
+    await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.grpc ? this.grpc.tryShutdown(() => r()) : r()));
+    this.log.info('coordinator stopped');
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Job records in NATS KV, and the tracker that folds agent events into them.
+ * The tracker reads the events stream through a durable consumer: after a
+ * coordinator restart it resumes where it stopped, so no job update is lost.
+ */
+import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  JOB_TRACKER_CONSUMER,
+  NotFoundError,
+  STREAMS,
+  SUBJECTS,
+  decodeJson,
+  encodeJson,
+  type DoppelEvent,
+  type JobRecord,
+  type KV,
+  type Logger,
+  type NatsConnection,
+} from '../../shared/src/mod.js';
+
+export class JobStore {
+  constructor(private readonly kv: KV) {}
+
+  async create(job: JobRecord): Promise<void> {
+    await this.kv.create(job.id, encodeJson(job));
+  }
+
+  async get(id: string): Promise<JobRecord> {
+    const e = await this.kv.get(id);
+    if (!e || e.operation !== 'PUT') throw new NotFoundError(`job '${id}' not found`);
+    return e.json<JobRecord>();
+  }
+
+  async list(limit: number): Promise<JobRecord[]> {
+    const ids: string[] = [];
+    for await (const k of await this.kv.keys()) ids.push(k);
+    const jobs = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
+    return jobs
+      .filter((j): j is JobRecord => j !== undefined)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .slice(0, limit);
+  }
+
+  /** Compare-and-swap update: re-reads and retries when another writer got there first. */
+  async update(id: string, fn: (job: JobRecord) => JobRecord | undefined): Promise<JobRecord | undefined> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const e = await this.kv.get(id);
+      if (!e || e.operation !== 'PUT') return undefined;
+      const next = fn(e.json<JobRecord>());
+      if (!next) return undefined;
+      next.updatedAt = new Date().toISOString();
+      try {
+        await this.kv.update(id, encodeJson(next), e.revision);
+        return next;
+      } catch {
+        // revision moved: someone else updated the job; try again on the new value
+      }
+    }
+    throw new Error(`job '${id}': too many concurrent updates`);
+  }
+}
+
+/** How one event changes a job. Terminal states are final. */
+export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefined {
+  if (job.state === 'completed' || job.state === 'failed') return undefined;
+  switch (ev.type) {
+    case 'clone.started':
+      return { ...job, state: 'running' };
+    case 'clone.round':
+      return { ...job, state: 'running', currentRound: ev.round, lastRoundPages: ev.pages };
+    case 'clone.switchover':
+      return { ...job, state: 'running', lastRoundPages: ev.finalPages };
+    case 'clone.completed':
+      return { ...job, state: 'completed', stats: ev.stats };
+    case 'clone.failed':
+      return { ...job, state: 'failed', error: ev.error.message, errorName: ev.error.name };
+    default:
+      return undefined;
+  }
+}
+
+export class JobTracker {
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly store: JobStore,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    try {
+      await jsm.consumers.info(STREAMS.events, JOB_TRACKER_CONSUMER);
+    } catch {
+      await jsm.consumers.add(STREAMS.events, {
+        durable_name: JOB_TRACKER_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: SUBJECTS.event('clone.>'),
+        max_ack_pending: 1000,
+      });
+    }
+    const consumer = await this.js.consumers.get(STREAMS.events, JOB_TRACKER_CONSUMER);
+    const messages = await consumer.consume({ max_messages: 256 });
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const m of messages) {
+        try {
+          const ev = decodeJson<DoppelEvent>(m.data);
+          if (ev.jobId) await this.store.update(ev.jobId, (job) => applyEvent(job, ev));
+          m.ack();
+        } catch (err) {
+          this.log.warn({ err, subject: m.subject }, 'event not applied; will be redelivered');
+          m.nak(1000);
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.messages?.stop();
+    await this.loop?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The coordinator's API, independent of transport: the gRPC server and the
+ * HTTP/JSON server both call these methods, so they validate and behave alike.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  STREAMS,
+  UnavailableError,
+  decodeJson,
+  encodeJson,
+  newId,
+  publishEvent,
+  requireInt,
+  requireName,
+  requireOneOf,
+  sendCommand,
+  validateVmSpec,
+  type DoppelEvent,
+  type HostRecord,
+  type JobRecord,
+  type KV,
+  type Logger,
+  type NatsConnection,
+  type VmInfo,
+  type VmSpecInput,
+} from '../../shared/src/mod.js';
+import { HostRegistry } from './registry.js';
+import { JobStore } from './jobs.js';
+import { pickHost, predict, roomProblem } from './planner.js';
+
+export interface CloneRequest {
+  vm: string;
+  targetHost?: string;
+  maxDowntimeMs?: number;
+  onNonConvergence?: string;
+  maxRounds?: number;
+  verify?: boolean;
+  cloneName?: string;
+  fault?: string;
+  maxBandwidthMbps?: number;
+}
+
+export type CreateVmRequest = VmSpecInput & { host?: string };
+
+export interface StoredEvent {
+  seq: number;
+  event: DoppelEvent;
+}
+
+export const CLONE_DEFAULTS = { maxDowntimeMs: 300, maxRounds: 30, onNonConvergence: 'refuse' } as const;
+const PROBE_BYTES = 32 * 1024 * 1024;
+const LINK_CACHE_MS = 60_000;
+const DIRTY_WINDOW_MS = 250;
+
+export interface ServiceDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  registry: HostRegistry;
+  jobs: JobStore;
+  links: KV;
+  log: Logger;
+}
+
+export class CoordinatorService {
+  constructor(private readonly d: ServiceDeps) {}
+
+  listHosts(): Promise<HostRecord[]> {
+    return this.d.registry.list();
+  }
+
+  async listVms(host?: string): Promise<VmInfo[]> {
+    const hosts = await this.d.registry.list();
+    return hosts.filter((h) => !host || h.name === host).flatMap((h) => h.vms);
+  }
+
+  private async upHost(name: string, role: string): Promise<HostRecord> {
+    const h = await this.d.registry.get(requireName(`${role} host`, name));
+    if (!h) throw new NotFoundError(`${role} host '${name}' is not registered`);
+    if (h.state !== 'up') throw new UnavailableError(`${role} host '${name}' is down (no heartbeat since ${h.sentAt})`);
+    return h;
+  }
+
+  async createVm(req: CreateVmRequest): Promise<VmInfo> {
+    const spec = validateVmSpec({ ...req, vcpus: req.vcpus || 1 });
+    if (await this.d.registry.findVm(spec.name)) throw new InvalidArgumentError(`a VM named '${spec.name}' already exists`);
+    const host = req.host ? await this.upHost(req.host, 'target') : pickHost(await this.d.registry.list(), spec.memoryMib, '');
+    return sendCommand(this.d.nc, host.name, 'vm.create', spec, 60_000);
+  }
+
+  private async locate(ref: string): Promise<{ vm: VmInfo; host: HostRecord }> {
+    if (!ref) throw new InvalidArgumentError('vm is required (an id or a name)');
+    const found = await this.d.registry.findVm(ref);
+    if (!found) throw new NotFoundError(`vm '${ref}' not found on any registered host`);
+    if (found.host.state !== 'up') throw new UnavailableError(`vm '${ref}' is on host '${found.host.name}', which is down`);
+    return found;
+  }
+
+  async runVm(ref: string): Promise<VmInfo> {
+    const { vm, host } = await this.locate(ref);
+    return sendCommand(this.d.nc, host.name, 'vm.run', { vmId: vm.id });
+  }
+
+  /** Measured page bandwidth from one host to another (cached briefly in KV). */
+  private async bandwidth(src: HostRecord, dst: HostRecord, capBytesPerS: number): Promise<number> {
+    const key = `${src.name}--${dst.name}`;
+    if (capBytesPerS === 0) {
+      const cached = await this.d.links.get(key);
+      if (cached?.operation === 'PUT') {
+        const v = cached.json<{ bytesPerSecond: number; at: number }>();
+        if (Date.now() - v.at < LINK_CACHE_MS) return v.bytesPerSecond;
+      }
+    }
+    const { bytesPerSecond } = await sendCommand(this.d.nc, src.name, 'link.probe', {
+      targetHost: dst.name,
+      targetAddr: dst.dataAddr,
+      bytes: PROBE_BYTES,
+      maxBandwidthBytesPerS: capBytesPerS,
+    });
+    if (capBytesPerS === 0) await this.d.links.put(key, encodeJson({ bytesPerSecond, at: Date.now() }));
+    return bytesPerSecond;
+  }
+
+  async cloneVm(req: CloneRequest): Promise<JobRecord> {
+    const maxDowntimeMs = requireInt('max downtime (ms)', req.maxDowntimeMs || CLONE_DEFAULTS.maxDowntimeMs, 10, 600_000);
+    const maxRounds = requireInt('max rounds', req.maxRounds || CLONE_DEFAULTS.maxRounds, 1, 1000);
+    const policy = requireOneOf('on-non-convergence policy', req.onNonConvergence || CLONE_DEFAULTS.onNonConvergence, ['refuse', 'warn']);
+    const capMbps = requireInt('max bandwidth (MB/s)', req.maxBandwidthMbps ?? 0, 0, 1_000_000);
+    const fault = req.fault ?? '';
+    const { vm, host: source } = await this.locate(req.vm);
+    let target: HostRecord;
+    if (req.targetHost) {
+      target = await this.upHost(req.targetHost, 'target');
+      if (target.name === source.name) {
+        throw new InvalidArgumentError(`target host '${target.name}' is the source's host; a live clone goes to a second host`);
+      }
+      const problem = roomProblem(target, vm.memoryMib);
+      if (problem) throw new ResourceExhaustedError(problem);
+    } else {
+      target = pickHost(await this.d.registry.list(), vm.memoryMib, source.name);
+    }
+    const cloneName = requireName('clone name', req.cloneName || `${vm.name.slice(0, 40)}-clone-${newId('x').slice(-6)}`);
+
+    const capBytesPerS = capMbps * 1e6;
+    const [bandwidthBytesPerS, dirty] = await Promise.all([
+      this.bandwidth(source, target, capBytesPerS),
+      sendCommand(this.d.nc, source.name, 'vm.dirty-rate', { vmId: vm.id, windowMs: DIRTY_WINDOW_MS }),
+    ]);
+    const p = predict({ pageCount: dirty.pageCount, bandwidthBytesPerS, dirtyPagesPerS: dirty.pagesPerSecond, maxDowntimeMs, maxRounds });
+    const numbers =
+      `dirty rate ${Math.round(dirty.pagesPerSecond)} pages/s vs bandwidth ${Math.round(bandwidthBytesPerS / 4096)} pages/s ` +
+      `(${(bandwidthBytesPerS / 1e6).toFixed(0)} MB/s); threshold ${p.thresholdPages} pages for ${maxDowntimeMs} ms`;
+    let warning = '';
+    if (!p.converges) {
+      const msg = `pre-copy of vm '${vm.name}' is not predicted to converge (${p.stopReason} after ${p.rounds} rounds): ${numbers}`;
+      if (policy === 'refuse') {
+        throw new FailedPreconditionError(
+          `${msg}. Lower the guest's dirty rate, raise --max-downtime-ms, or pass --on-non-convergence warn to clone anyway`,
+        );
+      }
+      warning = `${msg}; cloning anyway (policy warn): the switchover will exceed ${maxDowntimeMs} ms`;
+    }
+
+    const now = new Date().toISOString();
+    const job: JobRecord = {
+      id: newId('job'),
+      kind: 'clone',
+      state: 'pending',
+      vm: vm.id,
+      createdAt: now,
+      updatedAt: now,
+      plan: {
+        sourceHost: source.name,
+        targetHost: target.name,
+        sourceVm: vm.id,
+        targetVm: '',
+        bandwidthBytesPerS,
+        dirtyPagesPerS: dirty.pagesPerSecond,
+        thresholdPages: p.thresholdPages,
+        maxDowntimeMs,
+        maxRounds,
+        predictedConverges: p.converges,
+        predictedRounds: p.rounds,
+        predictedDowntimeMs: p.downtimeMs,
+        warning,
+      },
+      stats: null,
+      error: '',
+      errorName: '',
+      currentRound: 0,
+      lastRoundPages: 0,
+    };
+    const log = this.d.log.child({ jobId: job.id, vm: vm.id });
+    if (warning) log.warn(warning);
+    await this.d.jobs.create(job);
+
+    // 1. The target creates the clone VM, suspended.
+    let clone: VmInfo;
+    try {
+      clone = await sendCommand(this.d.nc, target.name, 'clone.prepare', { jobId: job.id, source: vm, name: cloneName });
+    } catch (err) {
+      await this.failJob(job.id, err);
+      throw err;
+    }
+    job.plan.targetVm = clone.id;
+    await this.d.jobs.update(job.id, (j) => ({ ...j, plan: { ...j.plan, targetVm: clone.id } }));
+    await publishEvent(this.d.js, { type: 'clone.started', host: source.name, jobId: job.id, vm: vm.id, plan: job.plan });
+
+    // 2. The source streams the pre-copy rounds; progress arrives as events.
+    try {
+      await sendCommand(this.d.nc, source.name, 'clone.start', {
+        jobId: job.id,
+        vmId: vm.id,
+        targetHost: target.name,
+        targetAddr: target.dataAddr,
+        targetVmId: clone.id,
+        thresholdPages: p.thresholdPages,
+        maxRounds,
+        verify: req.verify === true,
+        fault,
+        maxBandwidthBytesPerS: capBytesPerS,
+      });
+    } catch (err) {
+      await sendCommand(this.d.nc, target.name, 'vm.destroy', { vmId: clone.id }).catch(() => undefined);
+      await this.failJob(job.id, err);
+      throw err;
+    }
+    log.info({ source: source.name, target: target.name, threshold: p.thresholdPages }, 'clone started');
+    return this.d.jobs.get(job.id);
+  }
+
+  private async failJob(id: string, err: unknown): Promise<void> {
+    const e = err instanceof Error ? err : new Error(String(err));
+    await this.d.jobs
+      .update(id, (j) => ({ ...j, state: 'failed', error: e.message, errorName: e.name }))
+      .catch((x: unknown) => this.d.log.warn({ err: x }, 'could not mark job failed'));
+  }
+
+  getJob(id: string): Promise<JobRecord> {
+    if (!id) throw new InvalidArgumentError('job id is required');
+    return this.d.jobs.get(id);
+  }
+
+  listJobs(limit?: number): Promise<JobRecord[]> {
+    return this.d.jobs.list(requireInt('limit', limit || 100, 1, 10_000));
+  }
+
+  /**
+   * Replays stored events (all of them, or from a sequence), then follows new
+   * ones when asked. Returns when caught up (no follow) or when `signal` aborts.
+   */
+  async watchEvents(
+    opts: { all?: boolean; startSeq?: number; follow?: boolean },
+    onEvent: (e: StoredEvent) => void | Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const jsm = await jetstreamManager(this.d.nc);
+    const info = await jsm.streams.info(STREAMS.events);
+    const last = info.state.last_seq;
+    if (!opts.follow && (info.state.messages === 0 || (opts.startSeq && opts.startSeq > last))) return;
+    const deliver = opts.startSeq
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
+      : opts.all || !opts.follow
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.New };
+    const consumer = await this.d.js.consumers.get(STREAMS.events, deliver);
+    const messages = await consumer.consume();
+    const stop = () => messages.stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const m of messages) {
+        await onEvent({ seq: m.seq, event: decodeJson<DoppelEvent>(m.data) });
+        if (!opts.follow && m.seq >= last) break;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      messages.stop();
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/** Input checks shared by every API surface; each failure names the field and the allowed range. */
+import { InvalidArgumentError } from './errors.js';
+import { isValidName } from './protocol/subjects.js';
+import { WORKLOAD_PATTERNS, type VmSpec, type WorkloadPattern } from './protocol/types.js';
+
+export function requireName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !isValidName(value)) {
+    throw new InvalidArgumentError(
+      `${field} must be 1-63 characters of letters, digits, '-' or '_', starting with a letter or digit (got ${JSON.stringify(value)})`,
+    );
+  }
+  return value;
+}
+
+export function requireInt(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${field} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+export function requireOneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`${field} must be one of ${allowed.map((a) => `'${a}'`).join(', ')} (got ${JSON.stringify(value)})`);
+  }
+  return value as T;
+}
+
+export const VM_LIMITS = {
+  memoryMib: { min: 1, max: 256 * 1024 },
+  vcpus: { min: 1, max: 256 },
+  dirtyRate: { min: 0, max: 10_000_000 },
+} as const;
+
+/** Checks and normalises a VM spec (fills defaults for vcpus and workload). */
+/** A VM spec as a caller may give it: anything may be missing until validated. */
+export type VmSpecInput = Partial<Omit<VmSpec, 'workload'>> & { workload?: { dirtyRate?: number; pattern?: string; seed?: number } | null };
+
+export function validateVmSpec(spec: VmSpecInput): VmSpec {
+  const w = spec.workload ?? {};
+  return {
+    name: requireName('vm name', spec.name),
+    memoryMib: requireInt('memory (MiB)', spec.memoryMib, VM_LIMITS.memoryMib.min, VM_LIMITS.memoryMib.max),
+    vcpus: requireInt('vcpus', spec.vcpus || 1, VM_LIMITS.vcpus.min, VM_LIMITS.vcpus.max),
+    workload: {
+      dirtyRate: requireInt('dirty rate (pages/s)', w.dirtyRate ?? 0, VM_LIMITS.dirtyRate.min, VM_LIMITS.dirtyRate.max),
+      pattern: requireOneOf<WorkloadPattern>('workload pattern', w.pattern || 'uniform', WORKLOAD_PATTERNS),
+      seed: requireInt('workload seed', w.seed ?? 1, 0, 0xffffffff),
+    },
+  };
+}
