@@ -14,3 +14,4 @@ export * from './nats/commands.js';
 export * from './nats/events.js';
 export * from './validate.js';
 export * from './precopy-rule.js';
+export * from './grpc/http2-window.js';

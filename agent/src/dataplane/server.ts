@@ -4,6 +4,7 @@ import {
   DATA_PLANE_MAX_MESSAGE_BYTES,
   InvalidArgumentError,
   loadDataPlaneProto,
+  raiseServerWindows,
   toDoppelError,
   toServiceError,
   type Logger,
@@ -85,6 +86,7 @@ export async function startDataPlaneServer(listen: string, deps: DataPlaneDeps):
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
+  if (!raiseServerWindows(server)) deps.log.warn('could not raise HTTP/2 windows (grpc-js internals changed); the page stream will be slower');
   const host = listen.slice(0, listen.lastIndexOf(':'));
   return { server, addr: `${host}:${port}` };
 }

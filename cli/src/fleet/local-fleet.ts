@@ -147,7 +147,9 @@ export class LocalFleet {
   private async spawnChild(name: string, args: string[]): Promise<{ ready: Record<string, unknown>; stop: () => Promise<void> }> {
     const here = fileURLToPath(import.meta.url);
     const main = path.join(path.dirname(here), '..', `main${path.extname(here)}`);
-    const child: ChildProcess = spawn(process.execPath, [...process.execArgv, main, ...args, '--ready-line'], {
+    // DOPPEL_CHILD_NODE_ARGS adds node flags to the children only (e.g. --cpu-prof for profiling an agent).
+    const extra = (process.env.DOPPEL_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child: ChildProcess = spawn(process.execPath, [...process.execArgv, ...extra, main, ...args, '--ready-line'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DOPPEL_LOG_FORMAT: 'json' },
     });
