@@ -66,6 +66,11 @@ export class Agent {
     this.targets = new CloneTargets(deps.driver, this.log.child({ component: 'clone-targets' }));
   }
 
+  /** The hypervisor driver, for diagnostics and tests. */
+  get driver(): HypervisorDriver {
+    return this.deps.driver;
+  }
+
   static async start(opts: CompiledAgentOptions, deps: AgentDeps): Promise<Agent> {
     const a = new Agent(opts, deps);
     await a.init();

@@ -10,6 +10,7 @@ import type { CloneVMRequest } from '../../shared/src/gen/doppel/v1/CloneVMReque
 import type { ListHostsResponse__Output } from '../../shared/src/gen/doppel/v1/ListHostsResponse.js';
 import type { ListVMsResponse__Output } from '../../shared/src/gen/doppel/v1/ListVMsResponse.js';
 import type { ListJobsResponse__Output } from '../../shared/src/gen/doppel/v1/ListJobsResponse.js';
+import type { DestroyVMResponse__Output } from '../../shared/src/gen/doppel/v1/DestroyVMResponse.js';
 import type { CreateVMRequest } from '../../shared/src/gen/doppel/v1/CreateVMRequest.js';
 
 export type { Host__Output as Host, VM__Output as VM, Job__Output as Job, Event__Output as Event };
@@ -46,6 +47,10 @@ export class CoordinatorClient {
 
   runVm(vm: string): Promise<VM__Output> {
     return this.call<VM__Output>((o, cb) => this.raw.runVm({ vm }, o, cb));
+  }
+
+  async destroyVm(vm: string): Promise<boolean> {
+    return (await this.call<DestroyVMResponse__Output>((o, cb) => this.raw.destroyVm({ vm }, o, cb))).destroyed;
   }
 
   clone(req: CloneVMRequest): Promise<Job__Output> {

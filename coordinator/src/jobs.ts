@@ -16,6 +16,7 @@ import {
   type KV,
   type Logger,
   type NatsConnection,
+  uniqueKeys,
 } from '../../shared/src/mod.js';
 
 export class JobStore {
@@ -32,8 +33,7 @@ export class JobStore {
   }
 
   async list(limit: number): Promise<JobRecord[]> {
-    const ids: string[] = [];
-    for await (const k of await this.kv.keys()) ids.push(k);
+    const ids = await uniqueKeys(this.kv);
     const jobs = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
     return jobs
       .filter((j): j is JobRecord => j !== undefined)

@@ -16,6 +16,7 @@ import {
   type Logger,
   type NatsConnection,
   type VmInfo,
+  uniqueKeys,
 } from '../../shared/src/mod.js';
 
 interface StoredHost extends Heartbeat {
@@ -92,9 +93,7 @@ export class HostRegistry {
   }
 
   async list(): Promise<HostRecord[]> {
-    const names: string[] = [];
-    for await (const k of await this.kv.keys()) names.push(k);
-    const hosts = await Promise.all(names.sort().map((n) => this.get(n)));
+    const hosts = await Promise.all((await uniqueKeys(this.kv)).sort().map((n) => this.get(n)));
     return hosts.filter((h): h is HostRecord => h !== undefined);
   }
 

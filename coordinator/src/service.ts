@@ -105,6 +105,11 @@ export class CoordinatorService {
     return sendCommand(this.d.nc, host.name, 'vm.run', { vmId: vm.id });
   }
 
+  async destroyVm(ref: string): Promise<{ destroyed: boolean }> {
+    const { vm, host } = await this.locate(ref);
+    return sendCommand(this.d.nc, host.name, 'vm.destroy', { vmId: vm.id });
+  }
+
   /** Measured page bandwidth from one host to another (cached briefly in KV). */
   private async bandwidth(src: HostRecord, dst: HostRecord, capBytesPerS: number): Promise<number> {
     const key = `${src.name}--${dst.name}`;

@@ -24,12 +24,20 @@ function samplePages(): Buffer[] {
   return sample;
 }
 
+/** A short stream first warms the JIT, the connection and its HTTP/2 windows, so the measured one is steady state. */
+const WARMUP_BYTES = 8 * 1024 * 1024;
+
 export async function probeLink(
   client: DataPlaneClient,
   target: string,
   bytes: number,
   maxBandwidthBytesPerS: number,
 ): Promise<number> {
+  await streamSample(client, target, Math.min(bytes, WARMUP_BYTES), maxBandwidthBytesPerS);
+  return streamSample(client, target, bytes, maxBandwidthBytesPerS);
+}
+
+async function streamSample(client: DataPlaneClient, target: string, bytes: number, maxBandwidthBytesPerS: number): Promise<number> {
   const pages = samplePages();
   const count = Math.max(64, Math.ceil(bytes / PAGE_SIZE));
   const stream = new PageStream(client, target, 30_000);

@@ -69,6 +69,7 @@ export async function vmsCommand(argv: string[]): Promise<number> {
 
 export const VM_HELP = `doppel vm create NAME [options]: create and start a VM.
 doppel vm run VM: run a VM (a finished clone waits suspended until this).
+doppel vm destroy VM: stop and remove a VM (refused while a job runs on it).
 
   --host NAME          host to place it on (default: the host with the most free memory)
   --memory-mib N       guest memory (default 256)
@@ -91,19 +92,24 @@ export async function vmCommand(argv: string[]): Promise<number> {
   const [sub, name] = p.positionals;
   if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
   if (!name) throw new InvalidArgumentError(`doppel vm ${sub} needs a VM name`);
-  const vm = await withClient(p, (c) => {
-    if (sub === 'create') {
-      return c.createVm({
-        name,
-        host: str(p, 'host'),
-        memoryMib: int(p, 'memory-mib', 256),
-        vcpus: int(p, 'vcpus', 1),
-        workload: { dirtyRate: int(p, 'dirty-rate', 0), pattern: str(p, 'pattern', 'uniform'), seed: int(p, 'seed', 1) },
-      });
-    }
-    if (sub === 'run') return c.runVm(name);
-    throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run)`);
-  });
+  if (sub === 'destroy') {
+    const destroyed = await withClient(p, (c) => c.destroyVm(name));
+    if (flag(p, 'json')) return printJson({ vm: name, destroyed }), 0;
+    console.log(destroyed ? `vm ${name} destroyed` : `vm ${name} was already gone`);
+    return 0;
+  }
+  if (sub !== 'create' && sub !== 'run') throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run, destroy)`);
+  const vm = await withClient(p, (c) =>
+    sub === 'run'
+      ? c.runVm(name)
+      : c.createVm({
+          name,
+          host: str(p, 'host'),
+          memoryMib: int(p, 'memory-mib', 256),
+          vcpus: int(p, 'vcpus', 1),
+          workload: { dirtyRate: int(p, 'dirty-rate', 0), pattern: str(p, 'pattern', 'uniform'), seed: int(p, 'seed', 1) },
+        }),
+  );
   if (flag(p, 'json')) return printJson(vm), 0;
   console.log(`vm ${vm.name} (${vm.id}) is ${vm.state} on ${vm.host}`);
   return 0;

@@ -107,7 +107,8 @@ export class LocalFleet {
     this.coordinator = undefined;
   }
 
-  async startAgent(host: string): Promise<void> {
+  async startAgent(host: string, overrides: { memoryMib?: number } = {}): Promise<void> {
+    const memoryMib = overrides.memoryMib ?? this.opts.agentMemoryMib;
     const dataDir = path.join(await this.dataRoot, host);
     if (this.mode === 'in-process') {
       const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`);
@@ -117,7 +118,7 @@ export class LocalFleet {
         natsUrl: this.nats.url,
         heartbeatMs: this.heartbeatMs,
         allowFaultInjection: this.opts.allowFaultInjection ?? false,
-        ...(this.opts.agentMemoryMib ? { memoryMib: this.opts.agentMemoryMib } : {}),
+        ...(memoryMib ? { memoryMib } : {}),
       });
       const agent = await Agent.start(opts, { driver: createDriver('sim'), logger: this.logger(), nc });
       this.agentObjects.set(host, agent);
@@ -126,7 +127,7 @@ export class LocalFleet {
     }
     const args = ['agent', '--host', host, '--listen', '127.0.0.1:0', '--data', dataDir, '--nats', this.nats.url, '--driver', 'sim', '--heartbeat-ms', String(this.heartbeatMs)];
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
-    if (this.opts.agentMemoryMib) args.push('--memory-mib', String(this.opts.agentMemoryMib));
+    if (memoryMib) args.push('--memory-mib', String(memoryMib));
     const { stop } = await this.spawnChild(host, args);
     this.components.push({ name: host, stop });
   }

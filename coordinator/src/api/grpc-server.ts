@@ -22,6 +22,7 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     ListVMs: unary(async (r) => ({ vms: (await svc.listVms(r.host)).map(vmMessage) })),
     CreateVM: unary(async (r) => vmMessage(await svc.createVm(r))),
     RunVM: unary(async (r) => vmMessage(await svc.runVm(r.vm))),
+    DestroyVM: unary((r) => svc.destroyVm(r.vm)),
     CloneVM: unary(async (r) => jobMessage(await svc.cloneVm(r))),
     GetJob: unary(async (r) => jobMessage(await svc.getJob(r.id))),
     ListJobs: unary(async (r) => ({ jobs: (await svc.listJobs(r.limit)).map(jobMessage) })),

@@ -53,6 +53,8 @@ export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestL
         case 'POST /v1/vms/:/:':
           if (parts[3] !== 'run') break;
           return send(res, 200, vmMessage(await svc.runVm(decodeURIComponent(parts[2]!))));
+        case 'DELETE /v1/vms/:':
+          return send(res, 200, await svc.destroyVm(decodeURIComponent(parts[2]!)));
         case 'POST /v1/clone':
           return send(res, 202, jobMessage(await svc.cloneVm((await readJson(req)) as { vm: string })));
         case 'GET /v1/jobs':

@@ -7,6 +7,7 @@ import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from './doppel/v1/CloneVMRequest.js';
 import type { CoordinatorClient as _doppel_v1_CoordinatorClient, CoordinatorDefinition as _doppel_v1_CoordinatorDefinition } from './doppel/v1/Coordinator.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from './doppel/v1/CreateVMRequest.js';
+import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from './doppel/v1/DestroyVMResponse.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from './doppel/v1/Event.js';
 import type { Host as _doppel_v1_Host, Host__Output as _doppel_v1_Host__Output } from './doppel/v1/Host.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from './doppel/v1/Job.js';
@@ -39,6 +40,7 @@ export interface ProtoGrpcType {
        */
       Coordinator: SubtypeConstructor<typeof grpc.Client, _doppel_v1_CoordinatorClient> & { service: _doppel_v1_CoordinatorDefinition }
       CreateVMRequest: MessageTypeDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_CreateVMRequest__Output>
+      DestroyVMResponse: MessageTypeDefinition<_doppel_v1_DestroyVMResponse, _doppel_v1_DestroyVMResponse__Output>
       Event: MessageTypeDefinition<_doppel_v1_Event, _doppel_v1_Event__Output>
       Host: MessageTypeDefinition<_doppel_v1_Host, _doppel_v1_Host__Output>
       Job: MessageTypeDefinition<_doppel_v1_Job, _doppel_v1_Job__Output>

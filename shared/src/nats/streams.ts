@@ -45,3 +45,13 @@ export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
 export function jsClient(nc: NatsConnection): JetStreamClient {
   return jetstream(nc);
 }
+
+/**
+ * KV keys, each once. `keys()` reads the bucket's stream, and a key that is
+ * updated while the listing runs (a heartbeat) can come back twice.
+ */
+export async function uniqueKeys(kv: KV): Promise<string[]> {
+  const keys = new Set<string>();
+  for await (const k of await kv.keys()) keys.add(k);
+  return [...keys];
+}

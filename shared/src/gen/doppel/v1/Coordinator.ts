@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from '../../doppel/v1/CloneVMRequest.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from '../../doppel/v1/CreateVMRequest.js';
+import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from '../../doppel/v1/DestroyVMResponse.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from '../../doppel/v1/Event.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from '../../doppel/v1/Job.js';
 import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from '../../doppel/v1/JobRef.js';
@@ -39,6 +40,21 @@ export interface CoordinatorClient extends grpc.Client {
   createVm(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   createVm(argument: _doppel_v1_CreateVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   createVm(argument: _doppel_v1_CreateVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Stops and removes a VM. Refused while a job runs on it.
+   */
+  DestroyVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  DestroyVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  DestroyVM(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  DestroyVM(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Stops and removes a VM. Refused while a job runs on it.
+   */
+  destroyVm(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  destroyVm(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  destroyVm(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
+  destroyVm(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
   
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -107,6 +123,11 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   CreateVM: grpc.handleUnaryCall<_doppel_v1_CreateVMRequest__Output, _doppel_v1_VM>;
   
+  /**
+   * Stops and removes a VM. Refused while a job runs on it.
+   */
+  DestroyVM: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse>;
+  
   GetJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
   
   ListHosts: grpc.handleUnaryCall<_doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse>;
@@ -127,6 +148,7 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   CloneVM: MethodDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_Job, _doppel_v1_CloneVMRequest__Output, _doppel_v1_Job__Output>
   CreateVM: MethodDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_VM, _doppel_v1_CreateVMRequest__Output, _doppel_v1_VM__Output>
+  DestroyVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_DestroyVMResponse, _doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse__Output>
   GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
   ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>

@@ -1,0 +1,57 @@
+/** The command line, as a user runs it: help texts, errors, and the demo contract (compiled build). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const doppel = path.join(root, 'bin', 'doppel.js');
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [doppel, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+test('--help explains every command', async () => {
+  const top = await cli(['--help']);
+  assert.equal(top.code, 0);
+  for (const c of ['up', 'demo', 'agent', 'coordinator', 'hosts', 'vms', 'vm', 'clone', 'jobs', 'events']) assert.match(top.stdout, new RegExp(`\\n  ${c} `));
+  const clone = await cli(['clone', '--help']);
+  assert.match(clone.stdout, /--max-downtime-ms N/);
+  assert.match(clone.stdout, /--on-non-convergence/);
+  const agent = await cli(['agent', '--help']);
+  assert.match(agent.stdout, /--host NAME/);
+});
+
+test('usage errors and an unreachable coordinator give clear messages', async () => {
+  const bad = await cli(['clone', 'x', '--max-downtime-ms', 'soon']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--max-downtime-ms must be a whole number/);
+  const unknown = await cli(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const down = await cli(['hosts', '--coordinator', '127.0.0.1:1']);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /UnavailableError: coordinator 127.0.0.1:1/);
+});
+
+test('demo --json: a private fleet in separate processes, one JSON object on the last line', async () => {
+  const r = await cli(['demo', '--json', '--vm-memory-mib', '64', '--dirty-rate', '10000', '--pattern', 'uniform']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const last = r.stdout.trim().split('\n').at(-1)!;
+  const out = JSON.parse(last) as { ok: boolean; scenario: string; clone: Record<string, unknown> };
+  assert.equal(out.ok, true);
+  assert.equal(out.scenario, 'clone');
+  for (const k of ['rounds', 'pagesPerRound', 'bytesRaw', 'bytesWire', 'downtimeMs', 'totalMs', 'sourceHash', 'cloneHash']) {
+    assert.ok(k in out.clone, `clone.${k}`);
+  }
+  assert.equal(out.clone.sourceHash, out.clone.cloneHash);
+});

@@ -1,0 +1,47 @@
+/**
+ * The coordinator keeps no state a restart would lose: hosts, jobs and events
+ * live in NATS JetStream. A clone that runs while the coordinator is down is
+ * tracked to completion by the next one (durable consumer on the events stream).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
+import { startTestFleet } from './helpers/fleet.js';
+
+let fleet: LocalFleet;
+before(async () => {
+  fleet = await startTestFleet();
+});
+after(async () => {
+  await fleet.stop();
+});
+
+test('hosts and jobs survive a coordinator restart, including a job that ran while it was down', async () => {
+  const c0 = fleet.client;
+  const vm = await c0.createVm({ name: 'durable', host: 'host-a', memoryMib: 32, workload: { dirtyRate: 2000, pattern: 'hotset', seed: 8 } });
+  const done = await c0.waitJob((await c0.clone({ vm: vm.name, targetHost: 'host-b' })).id);
+  assert.equal(done.state, 'completed');
+
+  // A slow clone (bandwidth cap), and the coordinator goes away while it runs.
+  const running = await c0.clone({ vm: vm.name, targetHost: 'host-b', maxBandwidthMbps: 40, verify: true });
+  await fleet.stopCoordinator();
+  await sleep(1500);
+  await fleet.startCoordinator();
+  const c1 = fleet.client;
+
+  // The registry came back from KV: both hosts are known at once, no heartbeat needed.
+  const hosts = await c1.hosts();
+  assert.deepEqual(hosts.map((h) => h.name).sort(), ['host-a', 'host-b']);
+  await fleet.waitHosts(['host-a', 'host-b']);
+
+  const finished = await c1.waitJob(running.id);
+  assert.equal(finished.state, 'completed', finished.error);
+  assert.equal(finished.stats!.cloneHash, finished.stats!.sourceHash);
+
+  const jobs = await c1.jobs();
+  const ids = jobs.map((j) => j.id);
+  assert.ok(ids.includes(done.id) && ids.includes(running.id));
+  assert.equal(jobs.find((j) => j.id === done.id)!.state, 'completed');
+  assert.ok((await c1.vms()).some((v) => v.id === vm.id));
+});

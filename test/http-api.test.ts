@@ -1,0 +1,60 @@
+/** The JSON-over-HTTP API: same calls as gRPC, errors as { error } with a matching status. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
+import { startTestFleet } from './helpers/fleet.js';
+
+let fleet: LocalFleet;
+before(async () => {
+  fleet = await startTestFleet();
+});
+after(async () => {
+  await fleet.stop();
+});
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://${fleet.httpAddr}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+test('hosts, VM creation, clone and job over HTTP', async () => {
+  const hosts = await call('GET', '/v1/hosts');
+  assert.equal(hosts.status, 200);
+  assert.equal((hosts.json.hosts as unknown[]).length, 2);
+
+  const vm = await call('POST', '/v1/vms', { name: 'web', host: 'host-a', memoryMib: 16, workload: { dirtyRate: 1000, pattern: 'uniform' } });
+  assert.equal(vm.status, 201, JSON.stringify(vm.json));
+  assert.equal(vm.json.state, 'running');
+
+  const job = await call('POST', '/v1/clone', { vm: 'web', verify: true });
+  assert.equal(job.status, 202, JSON.stringify(job.json));
+  const id = String(job.json.id);
+  let state = '';
+  for (let i = 0; i < 200 && state !== 'completed' && state !== 'failed'; i++) {
+    state = String((await call('GET', `/v1/jobs/${id}`)).json.state);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(state, 'completed');
+  const stats = (await call('GET', `/v1/jobs/${id}`)).json.stats as { sourceHash: string; cloneHash: string };
+  assert.equal(stats.cloneHash, stats.sourceHash);
+  assert.ok(((await call('GET', '/v1/jobs')).json.jobs as unknown[]).length >= 1);
+});
+
+test('errors carry the code and a matching HTTP status', async () => {
+  const missing = await call('POST', '/v1/clone', { vm: 'ghost' });
+  assert.equal(missing.status, 404);
+  assert.deepEqual(missing.json, { error: { name: 'NotFoundError', code: 'NOT_FOUND', message: "vm 'ghost' not found on any registered host" } });
+  assert.equal((await call('POST', '/v1/clone', '{not json')).status, 400);
+  assert.equal((await call('GET', '/v1/jobs/job-nope')).status, 404);
+  assert.equal((await call('GET', '/v1/nothing')).status, 404);
+});
+
+test('events replay as NDJSON', async () => {
+  const res = await fetch(`http://${fleet.httpAddr}/v1/events`);
+  const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  assert.ok(lines.some((e) => e.type === 'clone.completed'));
+});
