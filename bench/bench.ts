@@ -1,0 +1,117 @@
+/**
+ * `npm run bench`: page-stream throughput, compression, and rounds/downtime at
+ * three dirty rates, on a private local fleet whose agents run in their own
+ * processes (as on real hosts). Prints a table; checks nothing, fails nothing.
+ *
+ *   --vm-memory-mib N   guest size (default 1024)
+ *   --json              also print one JSON line with every figure
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LocalFleet } from '../cli/src/fleet/local-fleet.js';
+import type { CoordinatorClient, Job } from '../cli/src/client.js';
+
+const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, json: { type: 'boolean' } } });
+const MIB = Number(values['vm-memory-mib'] ?? 1024);
+const MAX_DOWNTIME_MS = 300;
+
+interface RoundEvent {
+  round: number;
+  bytesRaw: number;
+  bytesWire: number;
+  ms: number;
+}
+
+async function roundEvents(c: CoordinatorClient, jobId: string): Promise<RoundEvent[]> {
+  const rounds: RoundEvent[] = [];
+  await c.events({ all: true }, (e) => {
+    if (e.jobId === jobId && e.type === 'clone.round') rounds.push(JSON.parse(e.json) as RoundEvent);
+  });
+  return rounds;
+}
+
+interface AgentMemory {
+  host: string;
+  peakRssMib: number;
+  peakBeyondGuestMib: number;
+}
+
+let vmSeq = 0;
+/**
+ * One clone on a fresh fleet, so each agent's peak RSS covers exactly one guest
+ * (a destroyed guest's SharedArrayBuffer is freed only when the GC gets to it).
+ */
+async function cloneOnce(dirtyRate: number, pattern: string): Promise<{ job: Job; round0: RoundEvent; memory: AgentMemory[] }> {
+  const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: MIB * 3 });
+  try {
+    return await cloneOn(fleet, dirtyRate, pattern);
+  } finally {
+    await fleet.stop();
+  }
+}
+
+async function cloneOn(fleet: LocalFleet, dirtyRate: number, pattern: string): Promise<{ job: Job; round0: RoundEvent; memory: AgentMemory[] }> {
+  const c = fleet.client;
+  const vm = await c.createVm({ name: `bench-${++vmSeq}`, host: 'host-a', memoryMib: MIB, vcpus: 2, workload: { dirtyRate, pattern, seed: vmSeq } });
+  await sleep(300);
+  const job = await c.waitJob((await c.clone({ vm: vm.id, targetHost: 'host-b', maxDowntimeMs: MAX_DOWNTIME_MS, onNonConvergence: 'warn' })).id);
+  if (job.state !== 'completed' || !job.stats) throw new Error(`bench clone failed: ${job.error}`);
+  const round0 = (await roundEvents(c, job.id)).find((r) => r.round === 0)!;
+  await sleep(600); // one more heartbeat carries the final peak RSS
+  const memory = (await c.hosts()).map((h) => {
+    const peak = h.agentPeakRssBytes / 2 ** 20;
+    return { host: h.name, peakRssMib: peak, peakBeyondGuestMib: peak - MIB };
+  });
+  return { job, round0, memory };
+}
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => String(c).padStart(widths[i]!)).join('  ');
+}
+
+const figures: Record<string, unknown> = { vmMemoryMib: MIB };
+let loadMemory: AgentMemory[] = [];
+{
+  console.log(`doppel bench: ${MIB} MiB guest, agents host-a -> host-b in separate processes on loopback\n`);
+  const w1 = [22, 12, 12, 10, 8];
+  console.log('page-stream throughput (round 0: every page, while the guest runs)');
+  console.log(row(['case', 'raw MB/s', 'wire MB/s', 'wire/raw', 'rounds'], w1));
+  const throughput: Record<string, unknown>[] = [];
+  for (const [label, rate, pattern] of [
+    ['idle', 0, 'uniform'],
+    ['under load 50k pg/s', 50_000, 'uniform'],
+  ] as const) {
+    const { job, round0, memory } = await cloneOnce(rate, pattern);
+    if (rate > 0) loadMemory = memory;
+    const raw = round0.bytesRaw / round0.ms / 1e3;
+    const wire = round0.bytesWire / round0.ms / 1e3;
+    const ratio = job.stats!.bytesWire / job.stats!.bytesRaw;
+    throughput.push({ case: label, rawMBps: raw, wireMBps: wire, ratio, rounds: job.stats!.rounds });
+    console.log(row([label, raw.toFixed(0), wire.toFixed(0), ratio.toFixed(3), job.stats!.rounds], w1));
+  }
+  figures.throughput = throughput;
+
+  // Dirty rates as shares of the bandwidth the planner measured for this link.
+  const bwPages = ((throughput[0]!.rawMBps as number) * 1e6) / 4096;
+  console.log(`\nrounds and downtime (max downtime ${MAX_DOWNTIME_MS} ms; link ≈ ${Math.round(bwPages)} pages/s)`);
+  const w2 = [14, 12, 8, 22, 14, 12, 10];
+  console.log(row(['dirty pages/s', 'of bw', 'rounds', 'pages per round', 'downtime ms', 'total ms', 'within'], w2));
+  const rates: Record<string, unknown>[] = [];
+  for (const share of [0.1, 0.25, 0.5]) {
+    const rate = Math.round(bwPages * share);
+    const { job } = await cloneOnce(rate, 'uniform');
+    const s = job.stats!;
+    const within = s.downtimeMs <= MAX_DOWNTIME_MS;
+    rates.push({ dirtyRate: rate, share, rounds: s.rounds, pagesPerRound: s.pagesPerRound, downtimeMs: s.downtimeMs, totalMs: s.totalMs, stopReason: s.stopReason, within });
+    const ppr = s.pagesPerRound.length > 3 ? `${s.pagesPerRound.slice(0, 3).join(',')},…` : s.pagesPerRound.join(',');
+    console.log(row([rate, `${share * 100}%`, s.rounds, ppr, s.downtimeMs.toFixed(1), s.totalMs.toFixed(0), within ? 'yes' : 'NO'], w2));
+  }
+  figures.dirtyRates = rates;
+
+  console.log('\nagent memory during the clone under load (peak RSS of the agent process; each held one guest)');
+  const w3 = [8, 16, 26];
+  console.log(row(['host', 'peak RSS MiB', 'peak RSS - guest MiB'], w3));
+  for (const m of loadMemory) console.log(row([m.host, m.peakRssMib.toFixed(0), m.peakBeyondGuestMib.toFixed(0)], w3));
+  figures.agents = loadMemory;
+}
+if (values.json) console.log(JSON.stringify(figures));
