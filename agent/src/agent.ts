@@ -51,6 +51,8 @@ export class Agent {
   /** VMs with a job running on them (a clone, a dirty-rate measurement). */
   private readonly busy = new Map<string, string>();
   private readonly jobs = new Set<Promise<void>>();
+  /** Cancels running clones when the agent stops, so a stop never waits out a long clone. */
+  private readonly stopping = new AbortController();
   private js!: JetStreamClient;
   private server: Server | undefined;
   private stopCommands: (() => void) | undefined;
@@ -100,6 +102,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.stopCommands?.();
+    this.stopping.abort('the source agent is stopping');
     await Promise.allSettled([...this.jobs]);
     this.heartbeat('stopping');
     await this.deps.nc.flush().catch(() => undefined);
@@ -243,6 +246,7 @@ export class Agent {
           log: this.log,
           client: this.client(args.targetAddr),
           deadlineMs: this.opts.cloneDeadlineMs,
+          signal: this.stopping.signal,
         }).finally(() => {
           this.busy.delete(vm.id);
           this.jobs.delete(job);

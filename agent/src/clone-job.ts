@@ -15,6 +15,7 @@ export interface CloneJobDeps {
   log: Logger;
   client: DataPlaneClient;
   deadlineMs: number;
+  signal: AbortSignal;
 }
 
 export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: CloneJobDeps): Promise<void> {
@@ -35,6 +36,7 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
       fault: args.fault as Fault,
       maxBandwidthBytesPerS: args.maxBandwidthBytesPerS,
       deadlineMs: deps.deadlineMs,
+      signal: deps.signal,
       log,
       onRound: (r) => void emit({ ...base, type: 'clone.round', ...r }),
       onSwitchover: (s) => void emit({ ...base, type: 'clone.switchover', ...s }),

@@ -7,7 +7,7 @@ import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
 import { ensureEventStream, jsClient, openBuckets, type Logger, type NatsConnection } from '../../shared/src/mod.js';
 import { HostRegistry } from './registry.js';
-import { JobStore, JobTracker } from './jobs.js';
+import { JobStore, JobTracker, failOrphanedJobs } from './jobs.js';
 import { CoordinatorService } from './service.js';
 import { startGrpcApi } from './api/grpc-server.js';
 import { startHttpApi } from './api/http-server.js';
@@ -28,6 +28,7 @@ export class Coordinator {
   grpcAddr = '';
   httpAddr = '';
   private grpc: Server | undefined;
+  private orphanTimer: NodeJS.Timeout | undefined;
   private http: http.Server | undefined;
 
   private constructor(
@@ -49,6 +50,12 @@ export class Coordinator {
     const c = new Coordinator(service, registry, tracker, log);
     registry.start();
     await tracker.start();
+    const orphanLog = log.child({ component: 'orphan-check' });
+    c.orphanTimer = setInterval(() => {
+      failOrphanedJobs(jobs, async (h) => (await registry.get(h))?.state === 'up', orphanLog).catch((err: unknown) =>
+        orphanLog.debug({ err }, 'orphan check failed'),
+      );
+    }, 2000);
     const g = await startGrpcApi(opts.grpcListen ?? '127.0.0.1:7400', service, log.child({ component: 'grpc-api' }));
     c.grpc = g.server;
     c.grpcAddr = g.addr;
@@ -62,6 +69,7 @@ export class Coordinator {
   }
 
   async stop(): Promise<void> {
+    if (this.orphanTimer) clearInterval(this.orphanTimer);
     this.registry.stop();
     await this.tracker.stop();
     this.http?.closeAllConnections();

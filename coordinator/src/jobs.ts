@@ -79,6 +79,19 @@ export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefin
   }
 }
 
+/** Jobs still pending or running whose source host is down are failed: nobody is left to finish them. */
+export async function failOrphanedJobs(store: JobStore, isUp: (host: string) => Promise<boolean>, log: Logger): Promise<void> {
+  for (const job of await store.list(10_000)) {
+    if (job.state !== 'pending' && job.state !== 'running') continue;
+    if (await isUp(job.plan.sourceHost)) continue;
+    const message = `source host '${job.plan.sourceHost}' went down during the job`;
+    const updated = await store.update(job.id, (j) =>
+      j.state === 'pending' || j.state === 'running' ? { ...j, state: 'failed', error: message, errorName: 'UnavailableError' } : undefined,
+    );
+    if (updated) log.warn({ jobId: job.id, host: job.plan.sourceHost }, 'job failed: its source host is down');
+  }
+}
+
 export class JobTracker {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;

@@ -12,7 +12,7 @@
  * The VM is resumed on every path out of the suspended window, failures included.
  */
 import { randomBytes } from 'node:crypto';
-import { PageBatchEncoder, stateCrc, stopReason, type CloneStats, type Logger } from '../../../shared/src/mod.js';
+import { AbortedError, PageBatchEncoder, stateCrc, stopReason, type CloneStats, type Logger } from '../../../shared/src/mod.js';
 import type { DriverVm, GuestPages } from '../drivers/driver.js';
 import { PageStream, type DataPlaneClient } from '../dataplane/client.js';
 import { Pacer } from './pacer.js';
@@ -33,6 +33,8 @@ export interface PrecopyOptions {
   /** Whole-stream deadline. */
   deadlineMs: number;
   log: Logger;
+  /** Aborting cancels the clone between batches; the source resumes and the stream is cancelled. */
+  signal?: AbortSignal;
   onRound?: (r: { round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number }) => void;
   onSwitchover?: (s: { finalPages: number; downtimeMs: number }) => void;
 }
@@ -47,6 +49,7 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
   let corruptPending = opts.fault === 'corrupt-frame';
 
   const flush = async (round: number) => {
+    if (opts.signal?.aborted) throw new AbortedError(`clone cancelled: ${String(opts.signal.reason ?? 'aborted')}`);
     if (enc.size === 0) return;
     const batch = enc.finish(round);
     if (corruptPending) {

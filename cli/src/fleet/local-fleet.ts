@@ -33,6 +33,8 @@ export interface LocalFleetOptions {
 interface Component {
   name: string;
   stop(): Promise<void>;
+  /** Process mode only: SIGKILL, as a host that dies. */
+  kill?: () => Promise<void>;
 }
 
 export class LocalFleet {
@@ -128,8 +130,8 @@ export class LocalFleet {
     const args = ['agent', '--host', host, '--listen', '127.0.0.1:0', '--data', dataDir, '--nats', this.nats.url, '--driver', 'sim', '--heartbeat-ms', String(this.heartbeatMs)];
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
-    const { stop } = await this.spawnChild(host, args);
-    this.components.push({ name: host, stop });
+    const { stop, kill } = await this.spawnChild(host, args);
+    this.components.push({ name: host, stop, kill });
   }
 
   /** Stops one agent (cleanly: it says it is stopping, so it is down at once). */
@@ -145,7 +147,19 @@ export class LocalFleet {
     return this.opts.logger ?? silentLogger();
   }
 
-  private async spawnChild(name: string, args: string[]): Promise<{ ready: Record<string, unknown>; stop: () => Promise<void> }> {
+  /** Kills an agent's process outright (process mode), as a host that dies: no last heartbeat. */
+  async killAgent(host: string): Promise<void> {
+    const i = this.components.findIndex((c) => c.name === host);
+    const c = this.components[i];
+    if (!c?.kill) throw new Error(`agent ${host} is not a child process`);
+    this.components.splice(i, 1);
+    await c.kill();
+  }
+
+  private async spawnChild(
+    name: string,
+    args: string[],
+  ): Promise<{ ready: Record<string, unknown>; stop: () => Promise<void>; kill: () => Promise<void> }> {
     const here = fileURLToPath(import.meta.url);
     const main = path.join(path.dirname(here), '..', `main${path.extname(here)}`);
     // DOPPEL_CHILD_NODE_ARGS adds node flags to the children only (e.g. --cpu-prof for profiling an agent).
@@ -183,7 +197,14 @@ export class LocalFleet {
       }
       log.end();
     };
-    return { ready, stop };
+    const kill = async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      log.end();
+    };
+    return { ready, stop, kill };
   }
 
   /** Waits until the coordinator lists these hosts as up. */
