@@ -92,6 +92,14 @@ export class DataCorruptionError extends DoppelError {
   }
 }
 
+/** The caller may not do this (a missing or wrong credential or token). */
+export class PermissionDeniedError extends DoppelError {
+  override name = 'PermissionDeniedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PERMISSION_DENIED', message, options);
+  }
+}
+
 export class DeadlineExceededError extends DoppelError {
   override name = 'DeadlineExceededError';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -122,12 +130,7 @@ const BY_CODE: Record<ErrorCode, new (message: string, options?: { cause?: unkno
   RESOURCE_EXHAUSTED: ResourceExhaustedError,
   UNAVAILABLE: UnavailableError,
   DATA_LOSS: DataCorruptionError,
-  PERMISSION_DENIED: class PermissionDeniedError extends DoppelError {
-    override name = 'PermissionDeniedError';
-    constructor(message: string, options?: { cause?: unknown }) {
-      super('PERMISSION_DENIED', message, options);
-    }
-  },
+  PERMISSION_DENIED: PermissionDeniedError,
   DEADLINE_EXCEEDED: DeadlineExceededError,
   ABORTED: AbortedError,
   INTERNAL: InternalError,

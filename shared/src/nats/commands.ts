@@ -1,6 +1,6 @@
 /** Typed request/reply between the coordinator and agents, with errors that survive the trip. */
 import type { NatsConnection, Msg } from '@nats-io/nats-core';
-import { errorFromJson, errorToJson, UnavailableError, DeadlineExceededError } from '../errors.js';
+import { errorFromJson, errorToJson, UnavailableError, DeadlineExceededError, InvalidArgumentError } from '../errors.js';
 import { SUBJECTS } from '../protocol/subjects.js';
 import type { AgentCommands, AgentOp, CommandReply, CommandRequest } from '../protocol/types.js';
 import { decodeJson, encodeJson } from './json.js';
@@ -43,7 +43,7 @@ export function serveCommands(nc: NatsConnection, host: string, handler: Command
           const req = decodeJson<CommandRequest>(msg.data);
           op = req.op;
           const fn = handler[req.op] as ((a: unknown) => Promise<unknown>) | undefined;
-          if (!fn) throw new UnavailableError(`unknown command '${req.op}'`);
+          if (!fn) throw new InvalidArgumentError(`unknown command '${req.op}'`);
           const result = await fn(req.args);
           msg.respond(encodeJson({ ok: true, result }));
         } catch (e) {
