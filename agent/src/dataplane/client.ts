@@ -1,14 +1,16 @@
 /**
  * The source side of a data-plane stream: a promise-shaped wrapper around a
- * grpc-js client stream that honours backpressure (a `write` that returns false
- * waits for `drain`) and turns the target's status into a typed error.
+ * grpc-js duplex call that honours backpressure (a `write` that returns false
+ * waits for `drain`), waits for the target's acknowledgements, and turns the
+ * target's status into a typed error.
  */
-import { credentials, type ClientWritableStream } from '@grpc/grpc-js';
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { fromServiceError, loadDataPlaneProto, AbortedError } from '../../../shared/src/mod.js';
 import type { DataPlaneClient } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
 import type { PageFrame } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
 import type { StreamSummary__Output } from '../../../shared/src/gen/doppel/v1/StreamSummary.js';
+import type { StreamAck__Output } from '../../../shared/src/gen/doppel/v1/StreamAck.js';
 
 export type { DataPlaneClient };
 
@@ -23,43 +25,83 @@ export function createDataPlaneClient(addr: string): DataPlaneClient {
   });
 }
 
+/**
+ * One page stream to a target. Frames go out with backpressure; the target's
+ * acknowledgements come back on the same call: one per applied round, then the
+ * summary once the source half-closes.
+ */
 export class PageStream {
-  private readonly call: ClientWritableStream<PageFrame>;
-  private readonly result: Promise<StreamSummary__Output>;
+  private readonly call: ClientDuplexStream<PageFrame, StreamAck__Output>;
   private failure: Error | undefined;
+  private ackedRound = -1;
+  private summary: StreamSummary__Output | undefined;
+  private readonly waiters = new Set<() => void>();
 
   constructor(client: DataPlaneClient, target: string, deadlineMs: number) {
-    let call!: ClientWritableStream<PageFrame>;
-    this.result = new Promise<StreamSummary__Output>((resolve, reject) => {
-      call = client.streamPages({ deadline: Date.now() + deadlineMs }, (err, value) => {
-        if (err || !value) {
-          this.failure = fromServiceError(err, `target ${target}`);
-          reject(this.failure);
-        } else resolve(value);
-      });
+    this.call = client.streamPages({ deadline: Date.now() + deadlineMs });
+    this.call.on('data', (ack: StreamAck__Output) => {
+      if (ack.summary) this.summary = ack.summary;
+      else this.ackedRound = Math.max(this.ackedRound, ack.round);
+      this.wake();
     });
-    this.result.catch(() => undefined);
-    this.call = call;
+    this.call.on('error', (err) => {
+      this.failure ??= fromServiceError(err, `target ${target}`);
+      this.wake();
+    });
+    this.call.on('end', () => {
+      if (!this.summary) this.failure ??= new AbortedError(`target ${target} ended the stream without a summary`);
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Resolves when `done()` holds; rejects as soon as the call fails. */
+  private until(done: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.failure) {
+          this.waiters.delete(check);
+          reject(this.failure);
+        } else if (done()) {
+          this.waiters.delete(check);
+          resolve();
+        }
+      };
+      this.waiters.add(check);
+      check();
+    });
   }
 
   /** Writes one frame; waits for `drain` when grpc-js asks for it. */
   async write(frame: PageFrame): Promise<void> {
     if (this.failure) throw this.failure;
     if (!this.call.write(frame)) {
-      await Promise.race([once(this.call, 'drain'), this.result]);
+      const drained = once(this.call, 'drain');
+      drained.catch(() => undefined);
+      await Promise.race([drained, this.until(() => false)]);
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** Waits until the target has applied every page of `round`. */
+  acked(round: number): Promise<void> {
+    return this.until(() => this.ackedRound >= round);
   }
 
   /** Half-closes the stream and waits for the target's summary. */
   async end(): Promise<StreamSummary__Output> {
     if (this.failure) throw this.failure;
     this.call.end();
-    return this.result;
+    await this.until(() => this.summary !== undefined);
+    return this.summary!;
   }
 
   cancel(reason: string): void {
-    if (!this.failure) this.failure = new AbortedError(reason);
+    this.failure ??= new AbortedError(reason);
     this.call.cancel();
+    this.wake();
   }
 }

@@ -1,8 +1,8 @@
 /** The agent's gRPC data-plane server: receives pre-copy streams into prepared clones. */
-import { Server, ServerCredentials, type ServerReadableStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerDuplexStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import {
   DATA_PLANE_MAX_MESSAGE_BYTES,
-  InvalidArgumentError,
+  AbortedError,
   loadDataPlaneProto,
   raiseServerWindows,
   toDoppelError,
@@ -11,7 +11,7 @@ import {
 } from '../../../shared/src/mod.js';
 import type { DataPlaneHandlers } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
 import type { PageFrame__Output } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
-import type { StreamSummary } from '../../../shared/src/gen/doppel/v1/StreamSummary.js';
+import type { StreamAck } from '../../../shared/src/gen/doppel/v1/StreamAck.js';
 import type { VerifyCloneRequest__Output } from '../../../shared/src/gen/doppel/v1/VerifyCloneRequest.js';
 import type { VerifyCloneReply } from '../../../shared/src/gen/doppel/v1/VerifyCloneReply.js';
 import { PageStreamReceiver } from '../precopy/receiver.js';
@@ -24,7 +24,7 @@ export interface DataPlaneDeps {
 
 export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHandlers {
   return {
-    StreamPages(call: ServerReadableStream<PageFrame__Output, StreamSummary>, callback: sendUnaryData<StreamSummary>) {
+    StreamPages(call: ServerDuplexStream<PageFrame__Output, StreamAck>) {
       const receiver = new PageStreamReceiver((open) => targets.claim(open), log);
       let done = false;
       const fail = (err: unknown) => {
@@ -34,12 +34,14 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
         const vm = receiver.targetVm;
         log.warn({ err: e, jobId: receiver.jobId }, 'page stream failed');
         if (vm) targets.discard(vm.id, `stream failed: ${e.message}`);
-        callback(toServiceError(e));
+        call.emit('error', toServiceError(e));
       };
       call.on('data', (frame: PageFrame__Output) => {
         if (done) return;
         try {
           receiver.onFrame(frame);
+          // Every page of the round is applied by now (frames are handled in order, synchronously).
+          if (frame.kind === 'roundEnd') call.write({ round: frame.roundEnd!.round, pagesApplied: receiver.pagesApplied });
         } catch (err) {
           fail(err);
         }
@@ -51,13 +53,15 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
           done = true;
           const vm = receiver.targetVm;
           if (vm) targets.complete(vm.id);
-          callback(null, summary);
+          // write() then end(): grpc-js drops a message passed to a server stream's end().
+          call.write({ summary, round: summary.rounds, pagesApplied: summary.pagesApplied });
+          call.end();
         } catch (err) {
           fail(err);
         }
       });
       call.on('error', (err) => fail(err));
-      call.on('cancelled', () => fail(new InvalidArgumentError('the source cancelled the stream')));
+      call.on('cancelled', () => fail(new AbortedError('the source cancelled the stream')));
     },
 
     VerifyClone(call: ServerUnaryCall<VerifyCloneRequest__Output, VerifyCloneReply>, callback: sendUnaryData<VerifyCloneReply>) {

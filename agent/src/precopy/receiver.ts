@@ -31,7 +31,7 @@ export class PageStreamReceiver {
   private vm: DriverVm | undefined;
   private round = 0;
   private stateApplied = false;
-  private pagesApplied = 0;
+  pagesApplied = 0;
   private bytesWire = 0;
 
   constructor(

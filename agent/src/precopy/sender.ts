@@ -90,6 +90,9 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
       const raw0 = enc.bytesRaw;
       const wire0 = enc.bytesWire;
       const sent = await sendRound(round, round === 0);
+      // The round counts once the target has applied it: the dirty set is judged, and the source
+      // suspended, only with nothing left in flight, so the suspended window holds just the final pages.
+      await stream.acked(round);
       perRound.push(sent);
       const ms = performance.now() - r0;
       if (round === 0) round0BytesPerS = ((enc.bytesRaw - raw0) * 1000) / ms;

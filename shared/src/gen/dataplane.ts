@@ -6,6 +6,7 @@ import type { MachineState as _doppel_v1_MachineState, MachineState__Output as _
 import type { PageBatch as _doppel_v1_PageBatch, PageBatch__Output as _doppel_v1_PageBatch__Output } from './doppel/v1/PageBatch.js';
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from './doppel/v1/PageFrame.js';
 import type { RoundEnd as _doppel_v1_RoundEnd, RoundEnd__Output as _doppel_v1_RoundEnd__Output } from './doppel/v1/RoundEnd.js';
+import type { StreamAck as _doppel_v1_StreamAck, StreamAck__Output as _doppel_v1_StreamAck__Output } from './doppel/v1/StreamAck.js';
 import type { StreamOpen as _doppel_v1_StreamOpen, StreamOpen__Output as _doppel_v1_StreamOpen__Output } from './doppel/v1/StreamOpen.js';
 import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output as _doppel_v1_StreamSummary__Output } from './doppel/v1/StreamSummary.js';
 import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from './doppel/v1/VerifyCloneReply.js';
@@ -27,6 +28,7 @@ export interface ProtoGrpcType {
       PageBatch: MessageTypeDefinition<_doppel_v1_PageBatch, _doppel_v1_PageBatch__Output>
       PageFrame: MessageTypeDefinition<_doppel_v1_PageFrame, _doppel_v1_PageFrame__Output>
       RoundEnd: MessageTypeDefinition<_doppel_v1_RoundEnd, _doppel_v1_RoundEnd__Output>
+      StreamAck: MessageTypeDefinition<_doppel_v1_StreamAck, _doppel_v1_StreamAck__Output>
       StreamOpen: MessageTypeDefinition<_doppel_v1_StreamOpen, _doppel_v1_StreamOpen__Output>
       StreamSummary: MessageTypeDefinition<_doppel_v1_StreamSummary, _doppel_v1_StreamSummary__Output>
       VerifyCloneReply: MessageTypeDefinition<_doppel_v1_VerifyCloneReply, _doppel_v1_VerifyCloneReply__Output>

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmInfo, VmRunState, VmSpec } from '../../../../shared/src/mod.js';
-import { InternalError, InvalidArgumentError, PAGE_SIZE } from '../../../../shared/src/mod.js';
+import { InternalError, InvalidArgumentError, PAGE_SIZE, isZeroPage } from '../../../../shared/src/mod.js';
 import type { DriverVm, GuestPages, MachineStateBlob } from '../driver.js';
 import { CMD, CTRL, DEVICE_FIELDS, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
 import { fillGuestMemory } from './content.js';
@@ -183,7 +183,10 @@ export class SimVm implements DriverVm {
         data.copy(mem, i * pageSize, 0, pageSize);
       },
       zeroPage: (i) => {
-        mem.fill(0, i * pageSize, (i + 1) * pageSize);
+        // Fresh guest memory is already zero: reading it maps the kernel's zero page, writing it would
+        // fault in and zero a real page. Only pages that hold data are cleared.
+        const p = mem.subarray(i * pageSize, (i + 1) * pageSize);
+        if (!isZeroPage(p)) p.fill(0);
       },
     };
   }

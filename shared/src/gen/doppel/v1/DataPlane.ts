@@ -3,7 +3,7 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from '../../doppel/v1/PageFrame.js';
-import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output as _doppel_v1_StreamSummary__Output } from '../../doppel/v1/StreamSummary.js';
+import type { StreamAck as _doppel_v1_StreamAck, StreamAck__Output as _doppel_v1_StreamAck__Output } from '../../doppel/v1/StreamAck.js';
 import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from '../../doppel/v1/VerifyCloneReply.js';
 import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRequest__Output as _doppel_v1_VerifyCloneRequest__Output } from '../../doppel/v1/VerifyCloneRequest.js';
 
@@ -14,22 +14,20 @@ import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRe
 export interface DataPlaneClient extends grpc.Client {
   /**
    * The source streams the pre-copy rounds, the final dirty pages and the
-   * vCPU/device state. The target answers once, after the stream ends, with
-   * what it applied. An error status means the clone was discarded.
+   * vCPU/device state. The target acknowledges each round once it has applied
+   * it, and answers the end of the stream with a summary. An error status means
+   * the clone was discarded.
    */
-  StreamPages(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  StreamPages(metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  StreamPages(options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  StreamPages(callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
+  StreamPages(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_doppel_v1_PageFrame, _doppel_v1_StreamAck__Output>;
+  StreamPages(options?: grpc.CallOptions): grpc.ClientDuplexStream<_doppel_v1_PageFrame, _doppel_v1_StreamAck__Output>;
   /**
    * The source streams the pre-copy rounds, the final dirty pages and the
-   * vCPU/device state. The target answers once, after the stream ends, with
-   * what it applied. An error status means the clone was discarded.
+   * vCPU/device state. The target acknowledges each round once it has applied
+   * it, and answers the end of the stream with a summary. An error status means
+   * the clone was discarded.
    */
-  streamPages(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  streamPages(metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  streamPages(options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
-  streamPages(callback: grpc.requestCallback<_doppel_v1_StreamSummary__Output>): grpc.ClientWritableStream<_doppel_v1_PageFrame>;
+  streamPages(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_doppel_v1_PageFrame, _doppel_v1_StreamAck__Output>;
+  streamPages(options?: grpc.CallOptions): grpc.ClientDuplexStream<_doppel_v1_PageFrame, _doppel_v1_StreamAck__Output>;
   
   /**
    * Hashes a clone the target received, for verification outside the downtime window.
@@ -55,10 +53,11 @@ export interface DataPlaneClient extends grpc.Client {
 export interface DataPlaneHandlers extends grpc.UntypedServiceImplementation {
   /**
    * The source streams the pre-copy rounds, the final dirty pages and the
-   * vCPU/device state. The target answers once, after the stream ends, with
-   * what it applied. An error status means the clone was discarded.
+   * vCPU/device state. The target acknowledges each round once it has applied
+   * it, and answers the end of the stream with a summary. An error status means
+   * the clone was discarded.
    */
-  StreamPages: grpc.handleClientStreamingCall<_doppel_v1_PageFrame__Output, _doppel_v1_StreamSummary>;
+  StreamPages: grpc.handleBidiStreamingCall<_doppel_v1_PageFrame__Output, _doppel_v1_StreamAck>;
   
   /**
    * Hashes a clone the target received, for verification outside the downtime window.
@@ -68,6 +67,6 @@ export interface DataPlaneHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface DataPlaneDefinition extends grpc.ServiceDefinition {
-  StreamPages: MethodDefinition<_doppel_v1_PageFrame, _doppel_v1_StreamSummary, _doppel_v1_PageFrame__Output, _doppel_v1_StreamSummary__Output>
+  StreamPages: MethodDefinition<_doppel_v1_PageFrame, _doppel_v1_StreamAck, _doppel_v1_PageFrame__Output, _doppel_v1_StreamAck__Output>
   VerifyClone: MethodDefinition<_doppel_v1_VerifyCloneRequest, _doppel_v1_VerifyCloneReply, _doppel_v1_VerifyCloneRequest__Output, _doppel_v1_VerifyCloneReply__Output>
 }
