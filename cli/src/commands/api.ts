@@ -163,7 +163,7 @@ export async function cloneCommand(argv: string[]): Promise<number> {
       job = await c.waitJob(job.id, (j) =>
         bar.update(
           `${j.id} ${j.state} · round ${j.currentRound} · ${j.lastRoundPages} pages`,
-          j.plan?.predictedRounds ? Math.min(1, (j.currentRound + 1) / (j.plan.predictedRounds + 1)) : undefined,
+          j.state === 'completed' ? 1 : j.plan?.predictedRounds ? Math.min(0.95, (j.currentRound + 1) / (j.plan.predictedRounds + 1)) : undefined,
         ),
       );
       bar.done();
