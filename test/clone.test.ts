@@ -111,3 +111,23 @@ test('events of a clone are kept in the stream and replay to a late subscriber',
   assert.ok(types.includes('clone.switchover'));
   assert.equal(types.at(-1), 'clone.completed');
 });
+
+test('cloning a clone that has not run yet leaves it suspended', async () => {
+  const c = fleet.client;
+  const vm = await c.createVm({ name: 'orig', host: 'host-a', memoryMib: 16, workload: { dirtyRate: 2000, pattern: 'uniform', seed: 12 } });
+  const first = await c.waitJob((await c.clone({ vm: vm.name, targetHost: 'host-b' })).id);
+  assert.equal(first.state, 'completed', first.error);
+  const again = await c.waitJob((await c.clone({ vm: first.plan!.targetVm, targetHost: 'host-a', verify: true })).id);
+  assert.equal(again.state, 'completed', again.error);
+  assert.equal(again.stats!.cloneHash, again.stats!.sourceHash);
+  assert.equal(driverVm(fleet, 'host-b', first.plan!.targetVm).state, 'suspended', 'nobody asked the first clone to run');
+});
+
+test('a tight bandwidth cap: the probe and the clone follow it', async () => {
+  const c = fleet.client;
+  const vm = await c.createVm({ name: 'capped', host: 'host-a', memoryMib: 4, workload: { dirtyRate: 100, pattern: 'uniform', seed: 13 } });
+  const job = await c.waitJob((await c.clone({ vm: vm.name, targetHost: 'host-b', maxBandwidthMbps: 2, verify: true })).id);
+  assert.equal(job.state, 'completed', job.error);
+  assert.ok(job.plan!.bandwidthBytesPerS < 2.5e6, `probed ${job.plan!.bandwidthBytesPerS} B/s under a 2 MB/s cap`);
+  assert.ok(job.stats!.totalMs > 1500, `4 MiB at 2 MB/s took ${job.stats!.totalMs} ms`);
+});

@@ -45,3 +45,15 @@ test('hosts and jobs survive a coordinator restart, including a job that ran whi
   assert.equal(jobs.find((j) => j.id === done.id)!.state, 'completed');
   assert.ok((await c1.vms()).some((v) => v.id === vm.id));
 });
+
+test('a coordinator stops promptly even with a client following events', async () => {
+  const ac = new AbortController();
+  const following = fleet.client.events({ all: true, follow: true }, () => undefined, ac.signal).catch(() => undefined);
+  await sleep(300);
+  const t0 = Date.now();
+  await fleet.stopCoordinator();
+  assert.ok(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
+  ac.abort();
+  await following;
+  await fleet.startCoordinator();
+});

@@ -20,6 +20,7 @@ import {
   requireInt,
   requireName,
   serveCommands,
+  shutdownServer,
   validateVmSpec,
   type AgentCommands,
   type CommandHandler,
@@ -108,7 +109,7 @@ export class Agent {
     await this.deps.nc.flush().catch(() => undefined);
     this.targets.close();
     for (const c of this.clients.values()) c.close();
-    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    if (this.server) await shutdownServer(this.server);
     await this.deps.driver.close();
     this.log.info('agent stopped');
   }
@@ -208,6 +209,9 @@ export class Agent {
       'vm.destroy': async ({ vmId }) => {
         const vm = this.vm(vmId);
         if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
+        if (this.targets.stateOf(vm.id) === 'receiving') {
+          throw new FailedPreconditionError(`clone '${vm.spec.name}' is receiving its pre-copy stream; it is discarded if the stream fails`);
+        }
         this.targets.release(vm.id);
         const destroyed = await this.deps.driver.destroy(vm.id);
         await this.created(vm, 'vm.destroyed');
@@ -233,6 +237,8 @@ export class Agent {
       },
       'clone.start': async (args) => {
         const vm = this.vm(args.vmId);
+        const t = this.targets.stateOf(vm.id);
+        if (t === 'prepared' || t === 'receiving') throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}`);
         requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
         requireInt('max rounds', args.maxRounds, 1, 1000);
         if (!(FAULTS as readonly string[]).includes(args.fault)) throw new InvalidArgumentError(`unknown fault '${args.fault}'`);
@@ -246,6 +252,7 @@ export class Agent {
           log: this.log,
           client: this.client(args.targetAddr),
           deadlineMs: this.opts.cloneDeadlineMs,
+          switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
           signal: this.stopping.signal,
         }).finally(() => {
           this.busy.delete(vm.id);

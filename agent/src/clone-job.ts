@@ -4,7 +4,7 @@
  * so a coordinator restart in the middle of a clone loses nothing.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { fromServiceError, publishEvent, toDoppelError, type CloneStartArgs, type EventInput, type Logger } from '../../shared/src/mod.js';
+import { DataCorruptionError, fromServiceError, publishEvent, toDoppelError, type CloneStartArgs, type EventInput, type Logger } from '../../shared/src/mod.js';
 import type { DriverVm } from './drivers/driver.js';
 import type { DataPlaneClient } from './dataplane/client.js';
 import { runPrecopy, type Fault } from './precopy/sender.js';
@@ -15,6 +15,7 @@ export interface CloneJobDeps {
   log: Logger;
   client: DataPlaneClient;
   deadlineMs: number;
+  switchoverTimeoutMs: number;
   signal: AbortSignal;
 }
 
@@ -24,7 +25,18 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
   const base = { host, jobId: args.jobId, vm: vm.id };
   const emit = (e: EventInput) =>
     publishEvent(js, e).catch((err: unknown) => log.warn({ err, type: e.type }, 'could not publish event'));
-  // Round events are fire-and-forget so a slow store never stalls the page stream.
+  // Round events are fire-and-forget so a slow store never stalls the page stream; the result is retried,
+  // because the coordinator's job record depends on it.
+  const emitResult = async (e: EventInput) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await publishEvent(js, e);
+      } catch (err) {
+        if (attempt >= 8) return log.error({ err, type: e.type }, 'result event lost after 8 attempts');
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+      }
+    }
+  };
   try {
     const stats = await runPrecopy(vm, client, {
       jobId: args.jobId,
@@ -36,6 +48,7 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
       fault: args.fault as Fault,
       maxBandwidthBytesPerS: args.maxBandwidthBytesPerS,
       deadlineMs: deps.deadlineMs,
+      switchoverTimeoutMs: deps.switchoverTimeoutMs,
       signal: deps.signal,
       log,
       onRound: (r) => void emit({ ...base, type: 'clone.round', ...r }),
@@ -49,12 +62,17 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
       });
       stats.cloneHash = reply.memoryHash;
       stats.verifyMs += reply.hashMs;
+      if (stats.cloneHash !== stats.sourceHash) {
+        throw new DataCorruptionError(
+          `clone memory hash ${stats.cloneHash.slice(0, 16)}… differs from the source's at suspension ${stats.sourceHash.slice(0, 16)}…`,
+        );
+      }
     }
-    await emit({ ...base, type: 'clone.completed', stats });
+    await emitResult({ ...base, type: 'clone.completed', stats });
     log.info({ downtimeMs: stats.downtimeMs, rounds: stats.rounds }, 'clone completed');
   } catch (err) {
     const e = toDoppelError(err);
     log.error({ err: e }, 'clone failed; source VM keeps running');
-    await emit({ ...base, type: 'clone.failed', error: e.toJSON() });
+    await emitResult({ ...base, type: 'clone.failed', error: e.toJSON() });
   }
 }

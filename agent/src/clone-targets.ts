@@ -34,8 +34,8 @@ export class CloneTargets {
 
   prepare(jobId: string, vm: DriverVm): void {
     const timer = setTimeout(() => {
-      const e = this.entries.get(vm.id);
-      if (e && e.state !== 'received') this.discard(vm.id, `no stream completed within ${this.abandonAfterMs} ms`);
+      // Only a clone no stream ever claimed is abandoned; a receiving one ends with its stream.
+      if (this.entries.get(vm.id)?.state === 'prepared') this.discard(vm.id, `no stream claimed it within ${this.abandonAfterMs} ms`);
     }, this.abandonAfterMs);
     timer.unref();
     this.entries.set(vm.id, { jobId, vm, state: 'prepared', timer });
@@ -51,6 +51,8 @@ export class CloneTargets {
     }
     if (e.state !== 'prepared') throw new AbortedError(`clone target '${open.targetVmId}' is already ${e.state}`);
     e.state = 'receiving';
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = undefined;
     return { vm: e.vm };
   }
 
@@ -58,12 +60,12 @@ export class CloneTargets {
     return this.entries.get(vmId)?.state;
   }
 
-  complete(vmId: string): void {
+  /** Marks a receiving clone complete; false if it is gone (destroyed meanwhile): then the stream must fail. */
+  complete(vmId: string): boolean {
     const e = this.entries.get(vmId);
-    if (!e) return;
+    if (!e || e.state !== 'receiving') return false;
     e.state = 'received';
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = undefined;
+    return true;
   }
 
   received(jobId: string, vmId: string): DriverVm {

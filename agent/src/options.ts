@@ -19,6 +19,8 @@ export interface AgentOptions {
   /** Honour the test-only `fault` field of clone requests. Off in production. */
   allowFaultInjection?: boolean;
   cloneDeadlineMs?: number;
+  /** Longest a source may stay suspended for a switchover before the clone is abandoned. */
+  switchoverTimeoutMs?: number;
 }
 
 export interface CompiledAgentOptions {
@@ -32,6 +34,7 @@ export interface CompiledAgentOptions {
   heartbeatMs: number;
   allowFaultInjection: boolean;
   cloneDeadlineMs: number;
+  switchoverTimeoutMs: number;
 }
 
 export const DRIVERS = ['sim'] as const;
@@ -59,5 +62,6 @@ export function compileAgentOptions(o: AgentOptions): CompiledAgentOptions {
     heartbeatMs: requireInt('heartbeat interval (ms)', o.heartbeatMs ?? 2000, 50, 60_000),
     allowFaultInjection: o.allowFaultInjection ?? false,
     cloneDeadlineMs: requireInt('clone deadline (ms)', o.cloneDeadlineMs ?? 30 * 60_000, 1000, 24 * 3600_000),
+    switchoverTimeoutMs: requireInt('switchover timeout (ms)', o.switchoverTimeoutMs ?? 10_000, 100, 600_000),
   };
 }

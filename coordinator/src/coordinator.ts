@@ -5,7 +5,7 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
-import { ensureEventStream, jsClient, openBuckets, type Logger, type NatsConnection } from '../../shared/src/mod.js';
+import { ensureEventStream, jsClient, openBuckets, shutdownServer, type Logger, type NatsConnection } from '../../shared/src/mod.js';
 import { HostRegistry } from './registry.js';
 import { JobStore, JobTracker, failOrphanedJobs } from './jobs.js';
 import { CoordinatorService } from './service.js';
@@ -52,7 +52,15 @@ export class Coordinator {
     await tracker.start();
     const orphanLog = log.child({ component: 'orphan-check' });
     c.orphanTimer = setInterval(() => {
-      failOrphanedJobs(jobs, async (h) => (await registry.get(h))?.state === 'up', orphanLog).catch((err: unknown) =>
+      failOrphanedJobs(
+        deps.nc,
+        jobs,
+        async (h) => {
+          const host = await registry.get(h);
+          return { up: host?.state === 'up', startedAt: host?.startedAt ?? '' };
+        },
+        orphanLog,
+      ).catch((err: unknown) =>
         orphanLog.debug({ err }, 'orphan check failed'),
       );
     }, 2000);
@@ -74,7 +82,8 @@ export class Coordinator {
     await this.tracker.stop();
     this.http?.closeAllConnections();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
-    await new Promise<void>((r) => (this.grpc ? this.grpc.tryShutdown(() => r()) : r()));
+    this.service.stopWatches();
+    if (this.grpc) await shutdownServer(this.grpc);
     this.log.info('coordinator stopped');
   }
 }

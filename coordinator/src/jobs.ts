@@ -16,6 +16,7 @@ import {
   type KV,
   type Logger,
   type NatsConnection,
+  sendCommand,
   uniqueKeys,
 } from '../../shared/src/mod.js';
 
@@ -79,16 +80,39 @@ export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefin
   }
 }
 
-/** Jobs still pending or running whose source host is down are failed: nobody is left to finish them. */
-export async function failOrphanedJobs(store: JobStore, isUp: (host: string) => Promise<boolean>, log: Logger): Promise<void> {
+/** A failed clone's target VM is incomplete or unverified: remove it (best effort; the target may be gone). */
+export async function discardFailedClone(nc: NatsConnection, job: JobRecord, log: Logger): Promise<void> {
+  if (job.state !== 'failed' || !job.plan.targetVm) return;
+  await sendCommand(nc, job.plan.targetHost, 'vm.destroy', { vmId: job.plan.targetVm }, 5_000).catch((err: unknown) =>
+    log.debug({ err, jobId: job.id }, 'clone of a failed job not removed (already gone, or its host is down)'),
+  );
+}
+
+/**
+ * Jobs still pending or running whose source agent is gone are failed: nobody is left to finish them.
+ * Gone means the host is down, or its agent restarted (a new start time) and so forgot the job.
+ */
+export async function failOrphanedJobs(
+  nc: NatsConnection,
+  store: JobStore,
+  sourceOf: (host: string) => Promise<{ up: boolean; startedAt: string }>,
+  log: Logger,
+): Promise<void> {
   for (const job of await store.list(10_000)) {
     if (job.state !== 'pending' && job.state !== 'running') continue;
-    if (await isUp(job.plan.sourceHost)) continue;
-    const message = `source host '${job.plan.sourceHost}' went down during the job`;
+    const src = await sourceOf(job.plan.sourceHost);
+    const restarted = job.plan.sourceAgentStartedAt !== '' && src.startedAt !== '' && src.startedAt !== job.plan.sourceAgentStartedAt;
+    if (src.up && !restarted) continue;
+    const message = restarted
+      ? `the agent on source host '${job.plan.sourceHost}' restarted during the job`
+      : `source host '${job.plan.sourceHost}' went down during the job`;
     const updated = await store.update(job.id, (j) =>
       j.state === 'pending' || j.state === 'running' ? { ...j, state: 'failed', error: message, errorName: 'UnavailableError' } : undefined,
     );
-    if (updated) log.warn({ jobId: job.id, host: job.plan.sourceHost }, 'job failed: its source host is down');
+    if (updated) {
+      log.warn({ jobId: job.id, host: job.plan.sourceHost }, `job failed: ${message}`);
+      await discardFailedClone(nc, updated, log);
+    }
   }
 }
 
@@ -123,8 +147,9 @@ export class JobTracker {
       for await (const m of messages) {
         try {
           const ev = decodeJson<DoppelEvent>(m.data);
-          if (ev.jobId) await this.store.update(ev.jobId, (job) => applyEvent(job, ev));
+          const updated = ev.jobId ? await this.store.update(ev.jobId, (job) => applyEvent(job, ev)) : undefined;
           m.ack();
+          if (updated?.state === 'failed') await discardFailedClone(this.nc, updated, this.log);
         } catch (err) {
           this.log.warn({ err, subject: m.subject }, 'event not applied; will be redelivered');
           m.nak(1000);

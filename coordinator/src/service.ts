@@ -54,6 +54,8 @@ export interface StoredEvent {
 
 export const CLONE_DEFAULTS = { maxDowntimeMs: 300, maxRounds: 30, onNonConvergence: 'refuse' } as const;
 const PROBE_BYTES = 32 * 1024 * 1024;
+/** The agent's probe streams min(bytes, 8 MiB) first to warm up (agent/src/precopy/probe.ts). */
+const PROBE_WARMUP_BYTES = 8 * 1024 * 1024;
 const LINK_CACHE_MS = 60_000;
 const DIRTY_WINDOW_MS = 250;
 
@@ -67,7 +69,14 @@ export interface ServiceDeps {
 }
 
 export class CoordinatorService {
+  /** Ends every event watch (on shutdown, so open follow streams do not hold the server). */
+  private readonly watches = new AbortController();
+
   constructor(private readonly d: ServiceDeps) {}
+
+  stopWatches(): void {
+    this.watches.abort();
+  }
 
   listHosts(): Promise<HostRecord[]> {
     return this.d.registry.list();
@@ -120,12 +129,16 @@ export class CoordinatorService {
         if (Date.now() - v.at < LINK_CACHE_MS) return v.bytesPerSecond;
       }
     }
-    const { bytesPerSecond } = await sendCommand(this.d.nc, src.name, 'link.probe', {
-      targetHost: dst.name,
-      targetAddr: dst.dataAddr,
-      bytes: PROBE_BYTES,
-      maxBandwidthBytesPerS: capBytesPerS,
-    });
+    // Under a cap the probe lasts about two seconds, and the command's timeout follows its length.
+    const bytes = capBytesPerS > 0 ? Math.max(1024 * 1024, Math.min(PROBE_BYTES, capBytesPerS * 2)) : PROBE_BYTES;
+    const expectedMs = capBytesPerS > 0 ? ((bytes + PROBE_WARMUP_BYTES) / capBytesPerS) * 1000 : 0;
+    const { bytesPerSecond } = await sendCommand(
+      this.d.nc,
+      src.name,
+      'link.probe',
+      { targetHost: dst.name, targetAddr: dst.dataAddr, bytes, maxBandwidthBytesPerS: capBytesPerS },
+      15_000 + 2 * expectedMs,
+    );
     if (capBytesPerS === 0) await this.d.links.put(key, encodeJson({ bytesPerSecond, at: Date.now() }));
     return bytesPerSecond;
   }
@@ -192,6 +205,7 @@ export class CoordinatorService {
         predictedRounds: p.rounds,
         predictedDowntimeMs: p.downtimeMs,
         warning,
+        sourceAgentStartedAt: source.startedAt,
       },
       stats: null,
       error: '',
@@ -246,8 +260,7 @@ export class CoordinatorService {
   }
 
   getJob(id: string): Promise<JobRecord> {
-    if (!id) throw new InvalidArgumentError('job id is required');
-    return this.d.jobs.get(id);
+    return this.d.jobs.get(requireName('job id', id));
   }
 
   listJobs(limit?: number): Promise<JobRecord[]> {
@@ -276,6 +289,9 @@ export class CoordinatorService {
     const messages = await consumer.consume();
     const stop = () => messages.stop();
     signal.addEventListener('abort', stop, { once: true });
+    this.watches.signal.addEventListener('abort', stop, { once: true });
+    // The caller may have gone while the consumer was being set up.
+    if (signal.aborted || this.watches.signal.aborted) stop();
     try {
       for await (const m of messages) {
         await onEvent({ seq: m.seq, event: decodeJson<DoppelEvent>(m.data) });
@@ -283,6 +299,7 @@ export class CoordinatorService {
       }
     } finally {
       signal.removeEventListener('abort', stop);
+      this.watches.signal.removeEventListener('abort', stop);
       messages.stop();
     }
   }

@@ -5,7 +5,6 @@
  * target's status into a typed error.
  */
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { once } from 'node:events';
 import { fromServiceError, loadDataPlaneProto, AbortedError } from '../../../shared/src/mod.js';
 import type { DataPlaneClient } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
 import type { PageFrame } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
@@ -79,9 +78,24 @@ export class PageStream {
   async write(frame: PageFrame): Promise<void> {
     if (this.failure) throw this.failure;
     if (!this.call.write(frame)) {
-      const drained = once(this.call, 'drain');
-      drained.catch(() => undefined);
-      await Promise.race([drained, this.until(() => false)]);
+      await new Promise<void>((resolve, reject) => {
+        const cleanup = () => {
+          this.call.off('drain', onDrain);
+          this.waiters.delete(onFailure);
+        };
+        const onDrain = () => {
+          cleanup();
+          resolve();
+        };
+        const onFailure = () => {
+          if (!this.failure) return;
+          cleanup();
+          reject(this.failure);
+        };
+        this.call.on('drain', onDrain);
+        this.waiters.add(onFailure);
+        onFailure();
+      });
     }
     if (this.failure) throw this.failure;
   }

@@ -50,9 +50,9 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
         if (done) return;
         try {
           const summary = receiver.finish();
-          done = true;
           const vm = receiver.targetVm;
-          if (vm) targets.complete(vm.id);
+          if (vm && !targets.complete(vm.id)) throw new AbortedError(`clone ${vm.id} was removed while it was receiving`);
+          done = true;
           // write() then end(): grpc-js drops a message passed to a server stream's end().
           call.write({ summary, round: summary.rounds, pagesApplied: summary.pagesApplied });
           call.end();

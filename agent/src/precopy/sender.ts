@@ -12,7 +12,7 @@
  * The VM is resumed on every path out of the suspended window, failures included.
  */
 import { randomBytes } from 'node:crypto';
-import { AbortedError, PageBatchEncoder, stateCrc, stopReason, type CloneStats, type Logger } from '../../../shared/src/mod.js';
+import { PageBatchEncoder, stateCrc, stopReason, type CloneStats, type Logger } from '../../../shared/src/mod.js';
 import type { DriverVm, GuestPages } from '../drivers/driver.js';
 import { PageStream, type DataPlaneClient } from '../dataplane/client.js';
 import { Pacer } from './pacer.js';
@@ -33,8 +33,10 @@ export interface PrecopyOptions {
   /** Whole-stream deadline. */
   deadlineMs: number;
   log: Logger;
-  /** Aborting cancels the clone between batches; the source resumes and the stream is cancelled. */
+  /** Aborting cancels the clone at once: the stream is cancelled and the source resumes. */
   signal?: AbortSignal;
+  /** The suspended window may last at most this long before the clone is abandoned and the source resumed. */
+  switchoverTimeoutMs: number;
   onRound?: (r: { round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number }) => void;
   onSwitchover?: (s: { finalPages: number; downtimeMs: number }) => void;
 }
@@ -48,8 +50,14 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
   const pacer = new Pacer(opts.maxBandwidthBytesPerS);
   let corruptPending = opts.fault === 'corrupt-frame';
 
+  // Cancelling the stream rejects whatever the sender waits on (drain, an ack, the summary).
+  const onAbort = () => stream.cancel(`clone cancelled: ${String(opts.signal?.reason ?? 'aborted')}`);
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let switchoverTimer: NodeJS.Timeout | undefined;
+  const wasRunning = vm.state === 'running';
+
   const flush = async (round: number) => {
-    if (opts.signal?.aborted) throw new AbortedError(`clone cancelled: ${String(opts.signal.reason ?? 'aborted')}`);
     if (enc.size === 0) return;
     const batch = enc.finish(round);
     if (corruptPending) {
@@ -106,6 +114,10 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
     const tSuspend = performance.now();
     await vm.suspend();
     suspended = true;
+    switchoverTimer = setTimeout(
+      () => stream.cancel(`switchover took longer than ${opts.switchoverTimeoutMs} ms; source resumed`),
+      opts.switchoverTimeoutMs,
+    );
     if (opts.fault === 'corrupt-final-frame') corruptPending = true;
     const finalRound = round + 1;
     const finalPages = await sendRound(finalRound, false);
@@ -113,6 +125,7 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
     await stream.write({ state: { vcpu: state.vcpu, devices: state.devices, crc32: stateCrc(state.vcpu, state.devices) } });
     const summary = await stream.end();
     const downtimeMs = performance.now() - tSuspend;
+    clearTimeout(switchoverTimer);
     opts.onSwitchover?.({ finalPages, downtimeMs });
 
     // Verification is not part of the product's downtime: it is measured and reported apart.
@@ -123,7 +136,8 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
       sourceHash = await vm.memoryHash();
       verifyMs = performance.now() - v0;
     }
-    await vm.run();
+    // A VM that was not running (say, a finished clone not yet started) stays as it was.
+    if (wasRunning) await vm.run();
     suspended = false;
     log.info({ rounds: perRound.length, finalPages, downtimeMs, reason, applied: summary.pagesApplied }, 'pre-copy finished');
     return {
@@ -145,7 +159,9 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
     stream.cancel('pre-copy failed');
     throw err;
   } finally {
-    if (suspended) {
+    clearTimeout(switchoverTimer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (suspended && wasRunning) {
       try {
         await vm.run();
         log.warn('source VM resumed after a failed switchover');

@@ -173,7 +173,10 @@ export class LocalFleet {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout! });
-      const timer = setTimeout(() => reject(new UnavailableError(`${name} did not start within 30 s (see ${this.logDir}/${name}.log)`)), 30_000);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new UnavailableError(`${name} did not start within 30 s (see ${this.logDir}/${name}.log)`));
+      }, 30_000);
       rl.on('line', (line) => {
         try {
           const v = JSON.parse(line) as Record<string, unknown>;

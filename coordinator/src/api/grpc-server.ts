@@ -34,7 +34,7 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
         .watchEvents(
           { all: r.all, startSeq: r.startSeq, follow: r.follow },
           async (e) => {
-            if (!call.write(eventMessage(e))) await new Promise((res) => call.once('drain', res));
+            if (!call.write(eventMessage(e))) await drainOrGone(call, 'cancelled', ac.signal);
           },
           ac.signal,
         )
@@ -47,6 +47,22 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
         );
     },
   };
+}
+
+/** Waits for `drain`, or until the peer is gone (so a vanished watcher never pins the loop). */
+export function drainOrGone(stream: NodeJS.EventEmitter, goneEvent: string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off(goneEvent, done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on(goneEvent, done);
+    signal.addEventListener('abort', done, { once: true });
+    if (signal.aborted) done();
+  });
 }
 
 export async function startGrpcApi(listen: string, svc: CoordinatorService, log: Logger): Promise<{ server: Server; addr: string }> {

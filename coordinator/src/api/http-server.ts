@@ -7,6 +7,7 @@ import http from 'node:http';
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger } from '../../../shared/src/mod.js';
 import type { CoordinatorService } from '../service.js';
 import { eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+import { drainOrGone } from './grpc-server.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -68,7 +69,7 @@ export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestL
           const ac = new AbortController();
           res.on('close', () => ac.abort());
           await svc.watchEvents({ all: true, follow, startSeq: Number(url.searchParams.get('start') ?? 0) }, async (e) => {
-            if (!res.write(JSON.stringify(eventMessage(e)) + '\n')) await new Promise((r) => res.once('drain', r));
+            if (!res.write(JSON.stringify(eventMessage(e)) + '\n')) await drainOrGone(res, 'close', ac.signal);
           }, ac.signal);
           res.end();
           return;

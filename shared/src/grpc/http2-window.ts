@@ -35,3 +35,17 @@ export function raiseServerWindows(server: Server, bytes: number = DATA_PLANE_WI
   }
   return tuned;
 }
+
+/** Waits for open calls to end, but not forever: after `graceMs` the remaining ones are cut. */
+export async function shutdownServer(server: Server, graceMs = 3_000): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -117,6 +117,7 @@ export interface ClonePlan {
   predictedRounds: number;
   predictedDowntimeMs: number;
   warning: string;
+  sourceAgentStartedAt: string;
 }
 
 export interface CloneStats {

@@ -84,7 +84,14 @@ export class SimVm implements DriverVm {
     }
     Atomics.store(this.ctrl, CTRL.cmd, CMD.suspend);
     Atomics.notify(this.ctrl, CTRL.cmd);
-    await this.waitState(STATE.suspended);
+    try {
+      await this.waitState(STATE.suspended);
+    } catch (err) {
+      // Withdraw the request so a late-parking guest runs on instead of staying parked.
+      Atomics.store(this.ctrl, CTRL.cmd, CMD.run);
+      Atomics.notify(this.ctrl, CTRL.cmd);
+      throw err;
+    }
     this._state = 'suspended';
   }
 

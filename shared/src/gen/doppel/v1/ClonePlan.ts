@@ -15,6 +15,10 @@ export interface ClonePlan {
   'predictedRounds'?: (number);
   'predictedDowntimeMs'?: (number | string);
   'warning'?: (string);
+  /**
+   * The source agent's start time: a restarted agent has forgotten the job.
+   */
+  'sourceAgentStartedAt'?: (string);
 }
 
 export interface ClonePlan__Output {
@@ -31,4 +35,8 @@ export interface ClonePlan__Output {
   'predictedRounds': (number);
   'predictedDowntimeMs': (number);
   'warning': (string);
+  /**
+   * The source agent's start time: a restarted agent has forgotten the job.
+   */
+  'sourceAgentStartedAt': (string);
 }
