@@ -177,7 +177,7 @@ export class Agent {
     return c;
   }
 
-  private async created(vm: DriverVm, type: 'vm.created' | 'vm.running' | 'vm.destroyed'): Promise<void> {
+  private async announce(vm: DriverVm, type: 'vm.created' | 'vm.running' | 'vm.destroyed'): Promise<void> {
     this.heartbeat('up');
     await publishEvent(this.js, { type, host: this.opts.host, jobId: '', vm: vm.id }).catch((err: unknown) =>
       this.log.warn({ err }, 'could not publish event'),
@@ -190,7 +190,7 @@ export class Agent {
         const s = validateVmSpec(spec);
         this.checkRoom(s.memoryMib);
         const vm = await this.deps.driver.create(s);
-        await this.created(vm, 'vm.created');
+        await this.announce(vm, 'vm.created');
         return vm.info(this.opts.host);
       },
       'vm.list': async () => this.vmInfos(),
@@ -203,7 +203,7 @@ export class Agent {
         }
         await vm.run();
         this.targets.release(vm.id);
-        await this.created(vm, 'vm.running');
+        await this.announce(vm, 'vm.running');
         return vm.info(this.opts.host);
       },
       'vm.destroy': async ({ vmId }) => {
@@ -214,7 +214,7 @@ export class Agent {
         }
         this.targets.release(vm.id);
         const destroyed = await this.deps.driver.destroy(vm.id);
-        await this.created(vm, 'vm.destroyed');
+        await this.announce(vm, 'vm.destroyed');
         return { destroyed };
       },
       'vm.dirty-rate': async ({ vmId, windowMs }) => {
