@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { CoordinatorClient, Job } from '../cli/src/client.js';
+import { connectNats, sendCommand } from '../shared/src/mod.js';
 
 const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, json: { type: 'boolean' } } });
 const MIB = Number(values['vm-memory-mib'] ?? 1024);
@@ -88,6 +89,28 @@ let loadMemory: AgentMemory[] = [];
     const ratio = job.stats!.bytesWire / job.stats!.bytesRaw;
     throughput.push({ case: label, rawMBps: raw, wireMBps: wire, ratio, rounds: job.stats!.rounds });
     console.log(row([label, raw.toFixed(0), wire.toFixed(0), ratio.toFixed(3), job.stats!.rounds], w1));
+  }
+  // The data plane alone: the same stream path (LZ4, CRC, acks) with non-zero pages only and no guest
+  // memory to fill on the target, so first-touch page faults of a fresh clone are not in the figure.
+  {
+    const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: MIB * 3 });
+    const nc = await connectNats(fleet.nats.url, 'doppel-bench');
+    try {
+      const target = (await fleet.client.hosts()).find((h) => h.name === 'host-b')!;
+      const { bytesPerSecond } = await sendCommand(
+        nc,
+        'host-a',
+        'link.probe',
+        { targetHost: 'host-b', targetAddr: target.dataAddr, bytes: MIB * 2 ** 20, maxBandwidthBytesPerS: 0 },
+        300_000,
+      );
+      const raw = bytesPerSecond / 1e6;
+      throughput.push({ case: 'stream only', rawMBps: raw });
+      console.log(row(['stream only (no zeros)', raw.toFixed(0), '', '', ''], w1));
+    } finally {
+      await nc.close();
+      await fleet.stop();
+    }
   }
   figures.throughput = throughput;
 
