@@ -51,18 +51,27 @@ export class Coordinator {
     registry.start();
     await tracker.start();
     const orphanLog = log.child({ component: 'orphan-check' });
+    // Jobs are scanned only when a host's state or agent start time changed since the last look,
+    // so a large job history is not listed every two seconds; a full scan still runs every minute.
+    let lastHosts = '';
+    let lastScan = 0;
     c.orphanTimer = setInterval(() => {
-      failOrphanedJobs(
-        deps.nc,
-        jobs,
-        async (h) => {
-          const host = await registry.get(h);
-          return { up: host?.state === 'up', startedAt: host?.startedAt ?? '' };
-        },
-        orphanLog,
-      ).catch((err: unknown) =>
-        orphanLog.debug({ err }, 'orphan check failed'),
-      );
+      void (async () => {
+        const hosts = await registry.list();
+        const key = hosts.map((h) => `${h.name}/${h.state}/${h.startedAt}`).join(',');
+        if (key === lastHosts && Date.now() - lastScan < 60_000) return;
+        await failOrphanedJobs(
+          deps.nc,
+          jobs,
+          async (name) => {
+            const host = hosts.find((h) => h.name === name);
+            return { up: host?.state === 'up', startedAt: host?.startedAt ?? '' };
+          },
+          orphanLog,
+        );
+        lastHosts = key;
+        lastScan = Date.now();
+      })().catch((err: unknown) => orphanLog.debug({ err }, 'orphan check failed'));
     }, 2000);
     const g = await startGrpcApi(opts.grpcListen ?? '127.0.0.1:7400', service, log.child({ component: 'grpc-api' }));
     c.grpc = g.server;

@@ -7,6 +7,7 @@ import { BUCKETS, STREAMS, SUBJECTS } from '../protocol/subjects.js';
 export type { KV } from '@nats-io/kv';
 
 const DAY_NS = 24 * 3600 * 1e9;
+export const JOB_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
 export async function ensureEventStream(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -36,7 +37,8 @@ export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const [hosts, jobs, links] = await Promise.all([
     kvm.create(BUCKETS.hosts, { history: 1 }),
-    kvm.create(BUCKETS.jobs, { history: 5 }),
+    // Job records are kept 30 days: a bounded history that still covers any report period of interest.
+    kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS }),
     kvm.create(BUCKETS.links, { history: 1 }),
   ]);
   return { hosts, jobs, links };
