@@ -254,6 +254,7 @@ export class Agent {
           deadlineMs: this.opts.cloneDeadlineMs,
           switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
           signal: this.stopping.signal,
+          onSettled: () => this.heartbeat('up'),
         }).finally(() => {
           this.busy.delete(vm.id);
           this.jobs.delete(job);

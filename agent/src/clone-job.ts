@@ -17,6 +17,8 @@ export interface CloneJobDeps {
   deadlineMs: number;
   switchoverTimeoutMs: number;
   signal: AbortSignal;
+  /** Called once the source VM is back in its state, before the result event: the registry should see it first. */
+  onSettled: () => void;
 }
 
 export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: CloneJobDeps): Promise<void> {
@@ -68,11 +70,13 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
         );
       }
     }
+    deps.onSettled();
     await emitResult({ ...base, type: 'clone.completed', stats });
     log.info({ downtimeMs: stats.downtimeMs, rounds: stats.rounds }, 'clone completed');
   } catch (err) {
     const e = toDoppelError(err);
     log.error({ err: e }, 'clone failed; source VM keeps running');
+    deps.onSettled();
     await emitResult({ ...base, type: 'clone.failed', error: e.toJSON() });
   }
 }

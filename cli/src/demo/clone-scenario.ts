@@ -42,7 +42,12 @@ export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Rec
   const s = job.stats;
   const cloneVm = await c.runVm(job.plan!.targetVm);
   say(`clone ${cloneVm.name} (${cloneVm.id}) is now ${cloneVm.state} on ${cloneVm.host}; the source kept running`);
-  const source = (await c.vms('host-a')).find((v) => v.id === vm.id);
+  // The VM list comes from heartbeats; give the registry a moment to show the resumed source.
+  let source = (await c.vms('host-a')).find((v) => v.id === vm.id);
+  for (let i = 0; i < 30 && source?.state !== 'running'; i++) {
+    await sleep(100);
+    source = (await c.vms('host-a')).find((v) => v.id === vm.id);
+  }
   const hashesEqual = s.sourceHash !== '' && s.sourceHash === s.cloneHash;
   return {
     ok: hashesEqual && cloneVm.state === 'running' && source?.state === 'running',
