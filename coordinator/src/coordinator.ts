@@ -44,7 +44,7 @@ export class Coordinator {
     const buckets = await openBuckets(deps.nc);
     const js = jsClient(deps.nc);
     const registry = new HostRegistry(deps.nc, js, buckets.hosts, log.child({ component: 'registry' }));
-    const jobs = new JobStore(buckets.jobs);
+    const jobs = new JobStore(buckets.jobs, deps.nc);
     const tracker = new JobTracker(deps.nc, js, jobs, log.child({ component: 'job-tracker' }));
     const service = new CoordinatorService({ nc: deps.nc, js, registry, jobs, links: buckets.links, log });
     const c = new Coordinator(service, registry, tracker, log);

@@ -17,11 +17,15 @@ import {
   type Logger,
   type NatsConnection,
   sendCommand,
-  uniqueKeys,
+  listKeys,
+  BUCKETS,
 } from '../../shared/src/mod.js';
 
 export class JobStore {
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly nc: NatsConnection,
+  ) {}
 
   async create(job: JobRecord): Promise<void> {
     await this.kv.create(job.id, encodeJson(job));
@@ -34,7 +38,7 @@ export class JobStore {
   }
 
   async list(limit: number): Promise<JobRecord[]> {
-    const ids = await uniqueKeys(this.kv);
+    const ids = await listKeys(this.nc, BUCKETS.jobs);
     const jobs = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
     return jobs
       .filter((j): j is JobRecord => j !== undefined)

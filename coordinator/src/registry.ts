@@ -16,7 +16,8 @@ import {
   type Logger,
   type NatsConnection,
   type VmInfo,
-  uniqueKeys,
+  listKeys,
+  BUCKETS,
 } from '../../shared/src/mod.js';
 
 interface StoredHost extends Heartbeat {
@@ -93,7 +94,7 @@ export class HostRegistry {
   }
 
   async list(): Promise<HostRecord[]> {
-    const hosts = await Promise.all((await uniqueKeys(this.kv)).sort().map((n) => this.get(n)));
+    const hosts = await Promise.all((await listKeys(this.nc, BUCKETS.hosts)).sort().map((n) => this.get(n)));
     return hosts.filter((h): h is HostRecord => h !== undefined);
   }
 

@@ -49,11 +49,13 @@ export function jsClient(nc: NatsConnection): JetStreamClient {
 }
 
 /**
- * KV keys, each once. `keys()` reads the bucket's stream, and a key that is
- * updated while the listing runs (a heartbeat) can come back twice.
+ * The keys of a KV bucket, each once, from one JetStream API request (stream info with a subject filter).
+ * `kv.keys()` reads the bucket through a consumer instead: it returned keys twice while heartbeats updated
+ * them, and a CI run saw a listing hang until the caller's 120 s deadline.
  */
-export async function uniqueKeys(kv: KV): Promise<string[]> {
-  const keys = new Set<string>();
-  for await (const k of await kv.keys()) keys.add(k);
-  return [...keys];
+export async function listKeys(nc: NatsConnection, bucket: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
 }
