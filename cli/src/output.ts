@@ -1,7 +1,10 @@
 /** Tables, JSON and a progress line for the CLI. */
 
-export function table(rows: Record<string, string | number>[], columns: string[]): string {
-  if (rows.length === 0) return '(none)';
+/** A text table; the columns are the first row's keys, in order. */
+export function table(rows: Record<string, string | number>[]): string {
+  const first = rows[0];
+  if (!first) return '(none)';
+  const columns = Object.keys(first);
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => String(r[c] ?? ''))))].join('\n');

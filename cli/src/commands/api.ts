@@ -39,7 +39,6 @@ export async function hostsCommand(argv: string[]): Promise<number> {
         'data plane': h.dataAddr,
         'agent rss': mib(h.agentRssBytes),
       })),
-      ['name', 'state', 'driver', 'vms', 'mem used/total', 'cpus', 'data plane', 'agent rss'],
     ),
   );
   return 0;
@@ -61,7 +60,6 @@ export async function vmsCommand(argv: string[]): Promise<number> {
         workload: v.workload ? `${v.workload.dirtyRate} pages/s ${v.workload.pattern}` : '',
         'clone of': v.cloneOf,
       })),
-      ['id', 'name', 'host', 'state', 'memory', 'workload', 'clone of'],
     ),
   );
   return 0;
@@ -213,7 +211,6 @@ export async function jobsCommand(argv: string[]): Promise<number> {
         created: j.createdAt,
         error: j.error,
       })),
-      ['id', 'kind', 'state', 'vm', 'route', 'rounds', 'downtime ms', 'created', 'error'],
     ),
   );
   return 0;

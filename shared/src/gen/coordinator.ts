@@ -23,7 +23,7 @@ import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Outp
 import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from './doppel/v1/WatchEventsRequest.js';
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from './doppel/v1/Workload.js';
 
-type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+type SubtypeConstructor<Constructor extends new (...args: never) => unknown, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
 };
 

@@ -12,7 +12,7 @@ import type { StreamSummary as _doppel_v1_StreamSummary, StreamSummary__Output a
 import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from './doppel/v1/VerifyCloneReply.js';
 import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRequest__Output as _doppel_v1_VerifyCloneRequest__Output } from './doppel/v1/VerifyCloneRequest.js';
 
-type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+type SubtypeConstructor<Constructor extends new (...args: never) => unknown, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
 };
 

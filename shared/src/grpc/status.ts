@@ -44,10 +44,6 @@ FROM_GRPC.set(Status.OUT_OF_RANGE, 'INVALID_ARGUMENT');
 
 const NAME_KEY = 'doppel-error-name';
 
-export function grpcStatusOf(code: ErrorCode): Status {
-  return TO_GRPC[code];
-}
-
 export function httpStatusOf(code: ErrorCode): number {
   return TO_HTTP[code];
 }
