@@ -15,3 +15,4 @@ export * from './nats/events.js';
 export * from './validate.js';
 export * from './precopy-rule.js';
 export * from './grpc/http2-window.js';
+export * from './repo/mod.js';

@@ -1,7 +1,7 @@
 /** Input checks shared by every API surface; each failure names the field and the allowed range. */
 import { InvalidArgumentError } from './errors.js';
 import { isValidName } from './protocol/subjects.js';
-import { WORKLOAD_PATTERNS, type VmSpec, type WorkloadPattern } from './protocol/types.js';
+import { WORKLOAD_PATTERNS, type DiskSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
 
 export function requireName(field: string, value: unknown): string {
   if (typeof value !== 'string' || !isValidName(value)) {
@@ -30,11 +30,35 @@ export const VM_LIMITS = {
   memoryMib: { min: 1, max: 256 * 1024 },
   vcpus: { min: 1, max: 256 },
   dirtyRate: { min: 0, max: 10_000_000 },
+  diskWriteRate: { min: 0, max: 1_000_000 },
+  /** 1 MiB to 1 TiB per disk, at most 16 disks. */
+  diskMib: { min: 1, max: 1024 * 1024 },
+  disks: { max: 16 },
 } as const;
+
+/** A VM created without disks gets this one. */
+export const DEFAULT_DISK: DiskSpec = { name: 'disk0', sizeMib: 64, image: 'base' };
+
+function validateDisks(disks: readonly Partial<DiskSpec>[] | null | undefined): DiskSpec[] {
+  if (!disks || disks.length === 0) return [{ ...DEFAULT_DISK }];
+  if (disks.length > VM_LIMITS.disks.max) throw new InvalidArgumentError(`a VM has at most ${VM_LIMITS.disks.max} disks (got ${disks.length})`);
+  const names = new Set<string>();
+  return disks.map((d, i) => {
+    const name = requireName(`disk ${i} name`, d.name || `disk${i}`);
+    if (names.has(name)) throw new InvalidArgumentError(`disk name '${name}' is used twice`);
+    names.add(name);
+    const image = d.image ?? '';
+    if (image !== '') requireName(`disk '${name}' image`, image);
+    return { name, sizeMib: requireInt(`disk '${name}' size (MiB)`, d.sizeMib, VM_LIMITS.diskMib.min, VM_LIMITS.diskMib.max), image };
+  });
+}
 
 /** Checks and normalises a VM spec (fills defaults for vcpus and workload). */
 /** A VM spec as a caller may give it: anything may be missing until validated. */
-export type VmSpecInput = Partial<Omit<VmSpec, 'workload'>> & { workload?: { dirtyRate?: number; pattern?: string; seed?: number } | null };
+export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks'>> & {
+  workload?: { dirtyRate?: number; pattern?: string; seed?: number; diskWriteRate?: number } | null;
+  disks?: Partial<DiskSpec>[] | null;
+};
 
 export function validateVmSpec(spec: VmSpecInput): VmSpec {
   const w = spec.workload ?? {};
@@ -46,6 +70,8 @@ export function validateVmSpec(spec: VmSpecInput): VmSpec {
       dirtyRate: requireInt('dirty rate (pages/s)', w.dirtyRate ?? 0, VM_LIMITS.dirtyRate.min, VM_LIMITS.dirtyRate.max),
       pattern: requireOneOf<WorkloadPattern>('workload pattern', w.pattern || 'uniform', WORKLOAD_PATTERNS),
       seed: requireInt('workload seed', w.seed ?? 1, 0, 0xffffffff),
+      diskWriteRate: requireInt('disk write rate (writes/s)', w.diskWriteRate ?? 0, VM_LIMITS.diskWriteRate.min, VM_LIMITS.diskWriteRate.max),
     },
+    disks: validateDisks(spec.disks),
   };
 }

@@ -33,13 +33,77 @@ export interface GuestPages {
   zeroPage(index: number): void;
 }
 
+/** One disk as the driver presents it. */
+export interface DiskInfo {
+  readonly name: string;
+  readonly sizeBytes: number;
+  /** DISK_BLOCK_SIZE (64 KiB). */
+  readonly blockSize: number;
+  readonly blockCount: number;
+}
+
+/** A read-only, point-in-time view of one disk. */
+export interface DiskView extends DiskInfo {
+  /** False for a hole: never written anywhere in the disk's chain, it reads as zeros. */
+  isAllocated(block: number): boolean;
+  /** Reads blocks [first, first + count) into `into` (holes read as zeros). `into` holds at least count * blockSize bytes. */
+  read(first: number, count: number, into: Buffer): Promise<void>;
+}
+
+/**
+ * Changed-block tracking (CBT) relative to a checkpoint, as QEMU's persistent
+ * dirty bitmaps: one bit per block, set by every guest write.
+ */
+export interface BlockChanges {
+  /** The checkpoint these changes are relative to (a backup id), or '' for "since the disk was created". */
+  since: string;
+  /** One bit per block: block b is bit (b & 31) of word (b >>> 5). */
+  bitmap: Uint32Array;
+}
+
+/** How a snapshot ends, for the change tracking it started. */
+export type SnapshotOutcome =
+  /** The backup made from it is committed: its checkpoint becomes the base of the next changes. */
+  | 'commit'
+  /** The backup failed: its changes are merged back, as if it never happened. */
+  | 'abort'
+  /** Unknown outcome: tracking is dropped, so the next backup is full (never a wrong incremental). */
+  | 'invalidate';
+
+/** A point-in-time snapshot of all of a VM's disks. */
+export interface DiskSnapshot {
+  readonly id: string;
+  /** One view per disk, in spec order. */
+  readonly disks: DiskView[];
+  /**
+   * Per disk, the blocks changed since the last committed checkpoint, up to this snapshot; null when
+   * tracking was lost (an unclean agent stop) or invalidated. Only present when a checkpoint was asked for.
+   */
+  readonly changes: (BlockChanges | null)[];
+  /**
+   * For a shared datastore: per disk, the frozen layer chain (datastore-relative ids) that another host on the
+   * same datastore can use as the base of an overlay. Only present when taken with `shareable`.
+   */
+  readonly chains: string[][];
+  /** Ends the snapshot (idempotent). The VM's own disk never loses a write. */
+  release(outcome: SnapshotOutcome): Promise<void>;
+}
+
+export interface SnapshotOptions {
+  /** Starts a change-tracking checkpoint with this id (a backup id); `changes` then reports what changed since the last one. */
+  checkpoint?: string;
+  /** Keep the frozen layers as a permanent base other VMs may share (a linked clone on a shared datastore). */
+  shareable?: boolean;
+}
+
 export interface DriverVm {
   readonly id: string;
   readonly spec: VmSpec;
   readonly cloneOf: string;
   readonly state: VmRunState;
-  /** Starts or resumes the guest. */
-  run(): Promise<void>;
+  /** Starts or resumes the guest. `isolateNetwork` cuts the guest's NIC off (a backup clone); it sticks until destroy. */
+  run(opts?: { isolateNetwork?: boolean }): Promise<void>;
+  readonly networkIsolated: boolean;
   /** Suspends the guest; resolves once the vCPUs have stopped (a real handshake). */
   suspend(): Promise<void>;
   /** SHA-256 of guest memory, hex. Meaningful when suspended. */
@@ -51,17 +115,41 @@ export interface DriverVm {
   loadState(state: MachineStateBlob): void;
   /** Guest writes since start (for tests and progress). */
   guestWrites(): number;
+  /** Guest disk writes since start (for tests and progress). */
+  diskWrites(): number;
+  disks(): DiskInfo[];
+  /**
+   * A point-in-time snapshot of every disk, atomic against guest writes. A suspended VM is not paused
+   * further; a running one is paused only for the freeze itself (well under a millisecond of work).
+   */
+  snapshotDisks(opts?: SnapshotOptions): Promise<DiskSnapshot>;
+  /** Target side (an incoming clone, a restore): writes whole blocks into disk `disk`. Only while not running. */
+  writeDiskBlocks(disk: number, first: number, data: Buffer): Promise<void>;
+  /** Target side: the clone takes over the source's change tracking, so its next checkpoint covers both. */
+  inheritChanges(disk: number, changes: BlockChanges | null): void;
   info(host: string): VmInfo;
 }
 
 export interface CreateVmOptions {
-  /** Create the VM suspended with empty memory, awaiting incoming state (a clone target). */
+  /** Create the VM suspended with empty memory and blank disks, awaiting incoming state (a clone target, a restore). */
   incoming?: boolean;
   cloneOf?: string;
+  /** Shared datastore only: per disk, the base chain (from `DiskSnapshot.chains`) the VM's disks overlay instead of being blank. */
+  linkedDisks?: string[][];
+}
+
+/** A datastore that several hosts may mount: hosts that report the same id see the same files. */
+export interface DatastoreInfo {
+  id: string;
+  path: string;
 }
 
 export interface HypervisorDriver {
   readonly name: string;
+  /** Where this host keeps disks; the id tells which hosts share it. */
+  readonly datastore: DatastoreInfo;
+  /** Loads the VMs a previous run of the agent left (disks and configuration persist; memory does not). */
+  load(): Promise<DriverVm[]>;
   create(spec: VmSpec, opts?: CreateVmOptions): Promise<DriverVm>;
   get(id: string): DriverVm | undefined;
   list(): DriverVm[];

@@ -13,6 +13,22 @@ export interface WorkloadSpec {
   dirtyRate: number;
   pattern: WorkloadPattern;
   seed: number;
+  /** 4 KiB disk writes per second the guest makes, spread over its disks with the same pattern (0 = none). */
+  diskWriteRate: number;
+}
+
+/** Disks are cut into blocks of this size: the unit of allocation, change tracking and the disk data plane. */
+export const DISK_BLOCK_SIZE = 64 * 1024;
+
+export interface DiskSpec {
+  /** Unique within the VM, e.g. `disk0`. */
+  name: string;
+  sizeMib: number;
+  /**
+   * The template the disk starts from: '' is a blank (all-hole) disk; any other name generates the same
+   * content on every host, so two VMs made from one image share their base blocks (and backup chunks).
+   */
+  image: string;
 }
 
 export interface VmSpec {
@@ -20,6 +36,7 @@ export interface VmSpec {
   memoryMib: number;
   vcpus: number;
   workload: WorkloadSpec;
+  disks: DiskSpec[];
 }
 
 export type VmRunState = 'running' | 'suspended';
@@ -29,6 +46,8 @@ export interface VmInfo extends VmSpec {
   host: string;
   state: VmRunState;
   cloneOf: string;
+  /** A backup clone runs with its network cut off, so it never answers for the source. */
+  networkIsolated: boolean;
 }
 
 export interface Capacity {

@@ -1,0 +1,2 @@
+/** The backup repository's client side: the gRPC client, chunk upload with digests first, content hashes. */
+export {};
