@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: page-stream throughput, compression, and rounds/downtime at
  * three dirty rates, on a private local fleet whose agents run in their own
- * processes (as on real hosts). Prints a table; checks nothing, fails nothing.
+ * processes (as on real hosts); then backup throughput, incremental cost and
+ * deduplication (bench/backup-bench.ts). Prints tables; checks nothing, fails nothing.
  *
  *   --vm-memory-mib N   guest size (default 1024)
  *   --json              also print one JSON line with every figure
@@ -11,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { CoordinatorClient, Job } from '../cli/src/client.js';
 import { connectNats, sendCommand } from '../shared/src/mod.js';
+import { backupBench } from './backup-bench.js';
 
 const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, json: { type: 'boolean' } } });
 const MIB = Number(values['vm-memory-mib'] ?? 1024);
@@ -137,4 +139,5 @@ let loadMemory: AgentMemory[] = [];
   for (const m of loadMemory) console.log(row([m.host, m.peakRssMib.toFixed(0), m.peakBeyondGuestMib.toFixed(0)], w3));
   figures.agents = loadMemory;
 }
+figures.backup = await backupBench();
 if (values.json) console.log(JSON.stringify(figures));

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf shared/src/gen
-npx --no-install proto-loader-gen-types doppel/v1/dataplane.proto doppel/v1/coordinator.proto \
+npx --no-install proto-loader-gen-types doppel/v1/dataplane.proto doppel/v1/coordinator.proto doppel/v1/repository.proto \
   --grpcLib=@grpc/grpc-js --longs=Number --enums=String --defaults --oneofs \
   --includeComments --importFileExtension=.js \
   --outDir=shared/src/gen --includeDirs proto

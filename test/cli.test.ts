@@ -23,7 +23,16 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 test('--help explains every command', async () => {
   const top = await cli(['--help']);
   assert.equal(top.code, 0);
-  for (const c of ['up', 'demo', 'agent', 'coordinator', 'hosts', 'vms', 'vm', 'clone', 'jobs', 'events']) assert.match(top.stdout, new RegExp(`\\n  ${c} `));
+  for (const c of ['up', 'demo', 'agent', 'coordinator', 'hosts', 'vms', 'vm', 'clone', 'jobs', 'events', 'backup', 'backups', 'restore', 'verify', 'repo']) {
+    assert.match(top.stdout, new RegExp(`\\n  ${c} `));
+  }
+  const backup = await cli(['backup', '--help']);
+  for (const o of ['--direct', '--incremental', '--keep-clone', '--wait', '--json']) assert.match(backup.stdout, new RegExp(o));
+  const restore = await cli(['restore', '--help']);
+  assert.match(restore.stdout, /--to HOST/);
+  assert.match(restore.stdout, /--as NAME/);
+  assert.match((await cli(['verify', '--help'])).stdout, /re-hash every chunk/);
+  assert.match((await cli(['repo', '--help'])).stdout, /--dir DIR/);
   const clone = await cli(['clone', '--help']);
   assert.match(clone.stdout, /--max-downtime-ms N/);
   assert.match(clone.stdout, /--on-non-convergence/);
@@ -43,11 +52,26 @@ test('usage errors and an unreachable coordinator give clear messages', async ()
   assert.match(down.stderr, /UnavailableError: coordinator 127.0.0.1:1/);
 });
 
-test('demo --json: a private fleet in separate processes, one JSON object on the last line', async () => {
+test('demo --json: the default clone-backup scenario on a private fleet in separate processes, one JSON object on the last line', async () => {
   const r = await cli(['demo', '--json', '--vm-memory-mib', '64', '--dirty-rate', '10000', '--pattern', 'uniform']);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   const last = r.stdout.trim().split('\n').at(-1)!;
-  const out = JSON.parse(last) as { ok: boolean; scenario: string; clone: Record<string, unknown> };
+  type Fields = Record<string, unknown>;
+  const out = JSON.parse(last) as { ok: boolean; scenario: string; backup: Fields; incremental: Fields; restore: Fields; verify: Fields };
+  assert.equal(out.ok, true);
+  assert.equal(out.scenario, 'clone-backup');
+  for (const k of ['sourcePausedMs', 'bytesRead', 'bytesStored', 'chunksNew', 'chunksReused', 'diskHash']) assert.ok(k in out.backup, `backup.${k}`);
+  assert.match(String(out.backup.diskHash), /^[0-9a-f]{64}$/);
+  assert.equal(out.restore.diskHash, out.backup.diskHash, 'the restored disk equals the backed-up snapshot');
+  assert.equal(out.verify.badChunks, 0);
+  assert.equal(out.incremental.kind, 'incremental');
+  assert.ok((out.incremental.chunksNew as number) <= (out.backup.chunksNew as number));
+});
+
+test('demo --scenario clone: the live clone alone', async () => {
+  const r = await cli(['demo', '--scenario', 'clone', '--json', '--vm-memory-mib', '64', '--dirty-rate', '10000', '--pattern', 'uniform']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ok: boolean; scenario: string; clone: Record<string, unknown> };
   assert.equal(out.ok, true);
   assert.equal(out.scenario, 'clone');
   for (const k of ['rounds', 'pagesPerRound', 'bytesRaw', 'bytesWire', 'downtimeMs', 'totalMs', 'sourceHash', 'cloneHash']) {

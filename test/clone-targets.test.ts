@@ -2,14 +2,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CloneTargets } from '../agent/src/clone-targets.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { SimDriver } from '../agent/src/mod.js';
-import { silentLogger } from '../shared/src/mod.js';
+import { silentLogger, validateVmSpec } from '../shared/src/mod.js';
 
-const spec = { name: 'c', memoryMib: 1, vcpus: 1, workload: { dirtyRate: 0, pattern: 'uniform' as const, seed: 1 } };
+const spec = validateVmSpec({ name: 'c', memoryMib: 1, vcpus: 1, disks: [{ name: 'disk0', sizeMib: 1, image: '' }] });
+const tmp = () => mkdtemp(path.join(os.tmpdir(), 'doppel-targets-'));
 const open = (vmId: string) => ({ jobId: 'j1', targetVmId: vmId, pageSize: 4096, pageCount: 256, probe: false });
 
 test('an unclaimed clone is abandoned; a receiving one is not, and completes', async () => {
-  const d = new SimDriver();
+  const dir = await tmp();
+  const d = new SimDriver({ dataDir: dir });
   const t = new CloneTargets(d, silentLogger(), 100);
   try {
     const idle = await d.create({ ...spec, name: 'idle' }, { incoming: true });
@@ -21,15 +26,22 @@ test('an unclaimed clone is abandoned; a receiving one is not, and completes', a
     assert.equal(d.get(idle.id), undefined, 'the unclaimed clone was discarded');
     assert.ok(d.get(busy.id), 'the receiving clone is still there');
     assert.equal(t.complete(busy.id), true);
+    assert.equal(t.stateOf(busy.id), 'memory', 'memory arrived; the disks come next');
+    const disks = { jobId: 'j1', targetVmId: busy.id, disks: [], linked: [] };
+    assert.equal(t.claimDisks(disks).id, busy.id);
+    assert.throws(() => t.claimDisks(disks), /is disks, not waiting for its disks/);
+    assert.equal(t.completeDisks(busy.id), true);
     assert.equal(t.stateOf(busy.id), 'received');
   } finally {
     t.close();
     await d.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('claims are checked: unknown target, another job, a second stream', async () => {
-  const d = new SimDriver();
+  const dir = await tmp();
+  const d = new SimDriver({ dataDir: dir });
   const t = new CloneTargets(d, silentLogger());
   try {
     const vm = await d.create(spec, { incoming: true });
@@ -40,8 +52,10 @@ test('claims are checked: unknown target, another job, a second stream', async (
     assert.throws(() => t.claim(open(vm.id)), /already receiving/);
     t.discard(vm.id, 'test');
     assert.equal(t.complete(vm.id), false, 'a discarded clone cannot complete');
+    assert.throws(() => t.claimDisks({ jobId: 'j1', targetVmId: vm.id, disks: [], linked: [] }), /no clone target/);
   } finally {
     t.close();
     await d.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -31,7 +31,7 @@ test('stop rule: converged, max rounds, stalled', () => {
 function host(name: string, free: number, state: 'up' | 'down' = 'up'): HostRecord {
   return {
     name, state, status: 'up', dataAddr: '', driver: 'sim', capacity: { memoryMib: 1000, cpus: 2, maxVms: 10 },
-    usedMemoryMib: 1000 - free, vms: [], rssBytes: 0, peakRssBytes: 0, startedAt: '', sentAt: '', intervalMs: 1000,
+    usedMemoryMib: 1000 - free, vms: [], rssBytes: 0, peakRssBytes: 0, startedAt: '', datastore: '', sentAt: '', intervalMs: 1000,
   };
 }
 

@@ -1,16 +1,28 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SimDriver } from '../agent/src/mod.js';
-import type { WorkloadPattern } from '../shared/src/mod.js';
+import type { VmSpec, WorkloadPattern } from '../shared/src/mod.js';
 import { PAGE_SIZE, isZeroPage } from '../shared/src/mod.js';
 
-function spec(name: string, dirtyRate: number, pattern: WorkloadPattern, memoryMib = 16) {
-  return { name, memoryMib, vcpus: 1, workload: { dirtyRate, pattern, seed: 3 } };
+const root = mkdtempSync(join(tmpdir(), 'doppel-sim-driver-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+/** A driver on a fresh data directory of its own. */
+function driver(): SimDriver {
+  return new SimDriver({ dataDir: join(root, `host-${dirs++}`) });
+}
+
+function spec(name: string, dirtyRate: number, pattern: WorkloadPattern, memoryMib = 16): VmSpec {
+  return { name, memoryMib, vcpus: 1, workload: { dirtyRate, pattern, seed: 3, diskWriteRate: 0 }, disks: [] };
 }
 
 test('guest memory holds zero, compressible and random pages', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const vm = await d.create(spec('mix', 0, 'uniform', 32));
     const pages = vm.pages();
@@ -24,7 +36,7 @@ test('guest memory holds zero, compressible and random pages', async () => {
 });
 
 test('the workload writes at its rate and sets a dirty bit for each page it writes', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const vm = await d.create(spec('w', 20_000, 'uniform'));
     const pages = vm.pages();
@@ -42,7 +54,7 @@ test('the workload writes at its rate and sets a dirty bit for each page it writ
 });
 
 test('suspend is a handshake: once it resolves no page changes; resume restarts the guest', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const vm = await d.create(spec('s', 50_000, 'uniform'));
     await sleep(100);
@@ -62,7 +74,7 @@ test('suspend is a handshake: once it resolves no page changes; resume restarts 
 });
 
 test('vCPU and device state change as the guest runs, and load into another VM', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const vm = await d.create(spec('st', 10_000, 'uniform'));
     const a = JSON.parse(vm.saveState().devices.toString()) as Record<string, number>;
@@ -82,7 +94,7 @@ test('vCPU and device state change as the guest runs, and load into another VM',
 });
 
 test('patterns: hotset concentrates writes, sequential walks pages in order', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const hot = await d.create(spec('hot', 20_000, 'hotset', 64));
     const pages = hot.pages();
@@ -120,7 +132,7 @@ test('patterns: hotset concentrates writes, sequential walks pages in order', as
 });
 
 test('the page view is PAGE_SIZE bytes of guest memory', async () => {
-  const d = new SimDriver();
+  const d = driver();
   try {
     const vm = await d.create(spec('pv', 0, 'uniform', 1), { incoming: true });
     const p = vm.pages();

@@ -23,6 +23,7 @@ import {
   shutdownServer,
   validateVmSpec,
   type AgentCommands,
+  type CloneStartArgs,
   type CommandHandler,
   type Heartbeat,
   type Logger,
@@ -32,12 +33,16 @@ import {
 } from '../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
 import type { CompiledAgentOptions } from './options.js';
-import { CloneTargets } from './clone-targets.js';
+import { CloneTargets, INCOMPLETE_STATES } from './clone-targets.js';
 import { startDataPlaneServer } from './dataplane/server.js';
 import { createDataPlaneClient, type DataPlaneClient } from './dataplane/client.js';
 import { probeLink } from './precopy/probe.js';
 import { FAULTS } from './precopy/sender.js';
 import { runCloneJob } from './clone-job.js';
+import { runBackupJob } from './backup/backup-job.js';
+import { backupFromClone } from './backup/clone-backup.js';
+import { runRestoreJob } from './backup/restore-job.js';
+import { jobEvents } from './job-events.js';
 
 export interface AgentDeps {
   driver: HypervisorDriver;
@@ -86,6 +91,9 @@ export class Agent {
     await writeFile(path.join(opts.dataDir, 'agent.json'), JSON.stringify({ host: opts.host, startedAt: this.startedAt }, null, 2));
     this.js = jsClient(deps.nc);
     await ensureEventStream(deps.nc);
+    // VMs a previous run left: disks and configuration persist (and change tracking, after a clean stop).
+    const loaded = await deps.driver.load();
+    if (loaded.length > 0) this.log.info({ vms: loaded.map((v) => v.id) }, 'VMs of a previous run loaded');
     const { server, addr } = await startDataPlaneServer(opts.listen, {
       targets: this.targets,
       log: this.log.child({ component: 'data-plane' }),
@@ -134,6 +142,7 @@ export class Agent {
       rssBytes: mem.rss,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       startedAt: this.startedAt,
+      datastore: this.deps.driver.datastore.id,
       sentAt: new Date().toISOString(),
       status,
       intervalMs: this.opts.heartbeatMs,
@@ -177,11 +186,48 @@ export class Agent {
     return c;
   }
 
+  /** Runs a background job on a VM: it holds the VM's lock until it ends, and the agent's stop waits for it. */
+  private startJob(vmId: string, what: string, run: () => Promise<void>): void {
+    this.lock(vmId, what);
+    const job = run().finally(() => {
+      this.busy.delete(vmId);
+      this.jobs.delete(job);
+    });
+    this.jobs.add(job);
+  }
+
+  private requireFaultAllowed(fault: string): void {
+    if (!(FAULTS as readonly string[]).includes(fault)) throw new InvalidArgumentError(`unknown fault '${fault}'`);
+    if (fault && !this.opts.allowFaultInjection) {
+      throw new FailedPreconditionError(`fault injection is disabled on host '${this.opts.host}' (start it with --allow-fault-injection)`);
+    }
+  }
+
+  private cloneDeps() {
+    return {
+      js: this.js,
+      host: this.opts.host,
+      log: this.log,
+      deadlineMs: this.opts.cloneDeadlineMs,
+      switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
+      signal: this.stopping.signal,
+      onSettled: () => this.heartbeat('up'),
+    };
+  }
+
   private async announce(vm: DriverVm, type: 'vm.created' | 'vm.running' | 'vm.destroyed'): Promise<void> {
     this.heartbeat('up');
     await publishEvent(this.js, { type, host: this.opts.host, jobId: '', vm: vm.id }).catch((err: unknown) =>
       this.log.warn({ err }, 'could not publish event'),
     );
+  }
+
+  private checkCloneArgs(vm: DriverVm, args: CloneStartArgs): void {
+    const t = this.targets.stateOf(vm.id);
+    if (t && INCOMPLETE_STATES.includes(t)) throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}`);
+    requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
+    requireInt('max rounds', args.maxRounds, 1, 1000);
+    this.requireFaultAllowed(args.fault);
   }
 
   private handlers(): CommandHandler {
@@ -198,8 +244,8 @@ export class Agent {
         const vm = this.vm(vmId);
         if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
         const t = this.targets.stateOf(vm.id);
-        if (t === 'prepared' || t === 'receiving') {
-          throw new FailedPreconditionError(`clone '${vm.spec.name}' is ${t}: it can run once its pre-copy stream completed`);
+        if (t && INCOMPLETE_STATES.includes(t)) {
+          throw new FailedPreconditionError(`clone '${vm.spec.name}' is ${t}: it can run once its memory and disks arrived`);
         }
         await vm.run();
         this.targets.release(vm.id);
@@ -209,8 +255,9 @@ export class Agent {
       'vm.destroy': async ({ vmId }) => {
         const vm = this.vm(vmId);
         if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
-        if (this.targets.stateOf(vm.id) === 'receiving') {
-          throw new FailedPreconditionError(`clone '${vm.spec.name}' is receiving its pre-copy stream; it is discarded if the stream fails`);
+        const t = this.targets.stateOf(vm.id);
+        if (t === 'receiving' || t === 'disks') {
+          throw new FailedPreconditionError(`clone '${vm.spec.name}' is receiving its ${t === 'disks' ? 'disks' : 'pre-copy stream'}; it is discarded if the stream fails`);
         }
         this.targets.release(vm.id);
         const destroyed = await this.deps.driver.destroy(vm.id);
@@ -237,30 +284,61 @@ export class Agent {
       },
       'clone.start': async (args) => {
         const vm = this.vm(args.vmId);
-        const t = this.targets.stateOf(vm.id);
-        if (t === 'prepared' || t === 'receiving') throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}`);
-        requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
-        requireInt('max rounds', args.maxRounds, 1, 1000);
-        if (!(FAULTS as readonly string[]).includes(args.fault)) throw new InvalidArgumentError(`unknown fault '${args.fault}'`);
-        if (args.fault && !this.opts.allowFaultInjection) {
-          throw new FailedPreconditionError(`fault injection is disabled on host '${this.opts.host}' (start it with --allow-fault-injection)`);
-        }
-        this.lock(vm.id, `clone job ${args.jobId}`);
-        const job = runCloneJob(vm, args, {
-          js: this.js,
-          host: this.opts.host,
-          log: this.log,
-          client: this.client(args.targetAddr),
-          deadlineMs: this.opts.cloneDeadlineMs,
-          switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
-          signal: this.stopping.signal,
-          onSettled: () => this.heartbeat('up'),
-        }).finally(() => {
-          this.busy.delete(vm.id);
-          this.jobs.delete(job);
-        });
-        this.jobs.add(job);
+        this.checkCloneArgs(vm, args);
+        this.startJob(vm.id, `clone job ${args.jobId}`, () =>
+          runCloneJob(vm, args, { ...this.cloneDeps(), client: this.client(args.targetAddr) }),
+        );
         return { accepted: true as const };
+      },
+      'backup.start': async (args) => {
+        const vm = this.vm(args.vmId);
+        requireName('backup id', args.backupId);
+        if (args.mode === 'clone') {
+          if (!args.clone) throw new InvalidArgumentError('a clone-mode backup needs its clone arguments');
+          this.checkCloneArgs(vm, args.clone);
+        }
+        this.startJob(vm.id, `backup job ${args.jobId}`, () =>
+          runBackupJob(vm, args, {
+            ...this.cloneDeps(),
+            nc: this.deps.nc,
+            heartbeatMs: this.opts.heartbeatMs,
+            ...(args.clone ? { client: this.client(args.clone.targetAddr) } : {}),
+          }),
+        );
+        return { accepted: true as const };
+      },
+      'clone.backup': async (args) => {
+        const clone = this.targets.completed(args.jobId, args.cloneVmId);
+        this.targets.release(clone.id);
+        this.lock(clone.id, `backup job ${args.jobId}`);
+        try {
+          return await backupFromClone(clone, args, {
+            host: this.opts.host,
+            driver: this.deps.driver,
+            log: this.log,
+            events: jobEvents(this.js, this.log),
+            announce: (v, type) => this.announce(v, type),
+          });
+        } finally {
+          this.busy.delete(clone.id);
+        }
+      },
+      'vm.restore': async (args) => {
+        const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name) });
+        this.checkRoom(spec.memoryMib);
+        const vm = await this.deps.driver.create(spec, { restore: true });
+        await this.announce(vm, 'vm.created');
+        this.startJob(vm.id, `restore job ${args.jobId}`, () =>
+          runRestoreJob(vm, args, {
+            host: this.opts.host,
+            driver: this.deps.driver,
+            log: this.log,
+            events: jobEvents(this.js, this.log),
+            announce: (v, type) => this.announce(v, type),
+            onSettled: () => this.heartbeat('up'),
+          }),
+        );
+        return { accepted: true as const, vm: vm.info(this.opts.host) };
       },
       'link.probe': async ({ targetHost, targetAddr, bytes, maxBandwidthBytesPerS }) => {
         requireInt('probe size', bytes, 4096, 1024 * 1024 * 1024);

@@ -1,13 +1,17 @@
 /**
- * Runs one live clone on the source host and reports it as events. The events
- * go into the JetStream stream, from which the coordinator keeps the job record,
- * so a coordinator restart in the middle of a clone loses nothing.
+ * Runs one live clone on the source host (seed 000, up to the clone running):
+ * pre-copy of memory, the disks made point-in-time in the suspended window,
+ * then the disk copy (or, on a shared datastore, a linked overlay). It reports
+ * as events; the coordinator keeps the job record from them, so a coordinator
+ * restart in the middle of a clone loses nothing.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { DataCorruptionError, fromServiceError, publishEvent, toDoppelError, type CloneStartArgs, type EventInput, type Logger } from '../../shared/src/mod.js';
-import type { DriverVm } from './drivers/driver.js';
+import { DataCorruptionError, fromServiceError, toDoppelError, type CloneStartArgs, type CloneStats, type Logger } from '../../shared/src/mod.js';
+import type { DiskSnapshot, DriverVm } from './drivers/driver.js';
 import type { DataPlaneClient } from './dataplane/client.js';
 import { runPrecopy, type Fault } from './precopy/sender.js';
+import { copyDisks } from './diskcopy/sender.js';
+import { jobEvents, type JobEvents } from './job-events.js';
 
 export interface CloneJobDeps {
   js: JetStreamClient;
@@ -21,24 +25,25 @@ export interface CloneJobDeps {
   onSettled: () => void;
 }
 
-export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: CloneJobDeps): Promise<void> {
-  const { js, host, client } = deps;
-  const log = deps.log.child({ jobId: args.jobId, vm: vm.id });
-  const base = { host, jobId: args.jobId, vm: vm.id };
-  const emit = (e: EventInput) =>
-    publishEvent(js, e).catch((err: unknown) => log.warn({ err, type: e.type }, 'could not publish event'));
-  // Round events are fire-and-forget so a slow store never stalls the page stream; the result is retried,
-  // because the coordinator's job record depends on it.
-  const emitResult = async (e: EventInput) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await publishEvent(js, e);
-      } catch (err) {
-        if (attempt >= 8) return log.error({ err, type: e.type }, 'result event lost after 8 attempts');
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-      }
-    }
-  };
+export interface LiveClone {
+  stats: CloneStats;
+  /** The source's disks at the switchover; the caller releases it. */
+  snapshot: DiskSnapshot;
+}
+
+/**
+ * The live clone itself, without its result event. `checkpoint` starts a change-tracking checkpoint in the
+ * suspended window (a backup's id), so the clone carries exactly what changed up to the switchover.
+ */
+export async function liveClone(
+  vm: DriverVm,
+  args: CloneStartArgs,
+  deps: CloneJobDeps & { events: JobEvents; checkpoint?: string },
+): Promise<LiveClone> {
+  const { client, events } = deps;
+  const log = deps.log;
+  const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
+  let snapshot: DiskSnapshot | undefined;
   try {
     const stats = await runPrecopy(vm, client, {
       jobId: args.jobId,
@@ -53,9 +58,16 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
       switchoverTimeoutMs: deps.switchoverTimeoutMs,
       signal: deps.signal,
       log,
-      onRound: (r) => void emit({ ...base, type: 'clone.round', ...r }),
-      onSwitchover: (s) => void emit({ ...base, type: 'clone.switchover', ...s }),
+      onRound: (r) => events.emit({ ...base, type: 'clone.round', ...r }),
+      onSwitchover: (s) => events.emit({ ...base, type: 'clone.switchover', ...s }),
+      onSuspended: async () => {
+        snapshot = await vm.snapshotDisks({
+          ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}),
+          shareable: args.linked,
+        });
+      },
     });
+    if (!snapshot) throw new Error('the pre-copy ended without a disk snapshot');
     if (args.verify) {
       const reply = await new Promise<{ memoryHash: string; hashMs: number }>((resolve, reject) => {
         client.verifyClone({ jobId: args.jobId, targetVmId: args.targetVmId }, { deadline: Date.now() + 120_000 }, (err, r) =>
@@ -70,13 +82,42 @@ export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: Clon
         );
       }
     }
+    // The source runs again; its disks' state at the switchover goes to the clone.
+    const disk = await copyDisks(snapshot, client, {
+      jobId: args.jobId,
+      targetHost: args.targetHost,
+      targetVmId: args.targetVmId,
+      linked: args.linked,
+      deadlineMs: deps.deadlineMs,
+      signal: deps.signal,
+    });
+    events.emit({ ...base, type: 'clone.disk-copied', blocks: disk.blocks, bytesRaw: disk.bytesRaw, bytesWire: disk.bytesWire, ms: disk.ms, linked: disk.linked });
+    log.info({ blocks: disk.blocks, linked: disk.linked, ms: Math.round(disk.ms) }, 'clone disks copied');
+    return {
+      stats: { ...stats, diskBlocks: disk.blocks, diskBytesRaw: disk.bytesRaw, diskBytesWire: disk.bytesWire, diskCopyMs: disk.ms, diskLinked: disk.linked },
+      snapshot,
+    };
+  } catch (err) {
+    // A checkpoint taken for a backup that never happened is merged back.
+    await snapshot?.release('abort').catch((e: unknown) => log.error({ err: e }, 'could not release the disk snapshot'));
+    throw err;
+  }
+}
+
+export async function runCloneJob(vm: DriverVm, args: CloneStartArgs, deps: CloneJobDeps): Promise<void> {
+  const log = deps.log.child({ jobId: args.jobId, vm: vm.id });
+  const events = jobEvents(deps.js, log);
+  const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
+  try {
+    const { stats, snapshot } = await liveClone(vm, args, { ...deps, log, events });
+    await snapshot.release('abort');
     deps.onSettled();
-    await emitResult({ ...base, type: 'clone.completed', stats });
+    await events.result({ ...base, type: 'clone.completed', stats });
     log.info({ downtimeMs: stats.downtimeMs, rounds: stats.rounds }, 'clone completed');
   } catch (err) {
     const e = toDoppelError(err);
     log.error({ err: e }, 'clone failed; source VM keeps running');
     deps.onSettled();
-    await emitResult({ ...base, type: 'clone.failed', error: e.toJSON() });
+    await events.result({ ...base, type: 'clone.failed', error: e.toJSON() });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Clone VMs this host prepared as pre-copy targets, and their life cycle:
- * prepared -> receiving -> received. A failed or abandoned stream destroys the
- * half-built clone, so a failure never leaves a VM that looks complete.
+ * prepared -> receiving (memory) -> memory -> disks (receiving) -> received.
+ * A failed or abandoned stream destroys the half-built clone, so a failure
+ * never leaves a VM that looks complete.
  */
 import {
   AbortedError,
@@ -11,9 +12,12 @@ import {
 } from '../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
 import type { StreamOpen__Output } from '../../shared/src/gen/doppel/v1/StreamOpen.js';
+import type { DiskCopyOpen__Output } from '../../shared/src/gen/doppel/v1/DiskCopyOpen.js';
 import type { ReceiveTarget } from './precopy/receiver.js';
 
-type TargetState = 'prepared' | 'receiving' | 'received';
+export type TargetState = 'prepared' | 'receiving' | 'memory' | 'disks' | 'received';
+/** States in which a clone is not complete yet: it may neither run nor be destroyed by hand. */
+export const INCOMPLETE_STATES: readonly TargetState[] = ['prepared', 'receiving', 'memory', 'disks'];
 
 interface Entry {
   jobId: string;
@@ -33,12 +37,16 @@ export class CloneTargets {
   ) {}
 
   prepare(jobId: string, vm: DriverVm): void {
+    this.entries.set(vm.id, { jobId, vm, state: 'prepared', timer: this.abandonTimer(vm.id, 'prepared') });
+  }
+
+  /** Only a clone waiting for a stream that never comes is abandoned; a receiving one ends with its stream. */
+  private abandonTimer(vmId: string, waiting: TargetState): NodeJS.Timeout {
     const timer = setTimeout(() => {
-      // Only a clone no stream ever claimed is abandoned; a receiving one ends with its stream.
-      if (this.entries.get(vm.id)?.state === 'prepared') this.discard(vm.id, `no stream claimed it within ${this.abandonAfterMs} ms`);
+      if (this.entries.get(vmId)?.state === waiting) this.discard(vmId, `no stream claimed it within ${this.abandonAfterMs} ms (${waiting})`);
     }, this.abandonAfterMs);
     timer.unref();
-    this.entries.set(vm.id, { jobId, vm, state: 'prepared', timer });
+    return timer;
   }
 
   /** Binds an opened stream to its prepared clone. Probes get no VM. */
@@ -60,19 +68,49 @@ export class CloneTargets {
     return this.entries.get(vmId)?.state;
   }
 
-  /** Marks a receiving clone complete; false if it is gone (destroyed meanwhile): then the stream must fail. */
+  /** Marks a clone's memory complete (its disks come next); false if it is gone (destroyed meanwhile): then the stream must fail. */
   complete(vmId: string): boolean {
     const e = this.entries.get(vmId);
     if (!e || e.state !== 'receiving') return false;
-    e.state = 'received';
+    e.state = 'memory';
+    e.timer = this.abandonTimer(vmId, 'memory');
     return true;
   }
 
+  /** Binds a disk stream to a clone whose memory arrived. */
+  claimDisks(open: DiskCopyOpen__Output): DriverVm {
+    const e = this.entries.get(open.targetVmId);
+    if (!e) throw new NotFoundError(`no clone target '${open.targetVmId}' is waiting for its disks on this host`);
+    if (e.jobId !== open.jobId) throw new InvalidArgumentError(`clone target '${open.targetVmId}' belongs to job ${e.jobId}, not ${open.jobId}`);
+    if (e.state !== 'memory') throw new AbortedError(`clone target '${open.targetVmId}' is ${e.state}, not waiting for its disks`);
+    e.state = 'disks';
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = undefined;
+    return e.vm;
+  }
+
+  /** Marks a clone complete once its disks arrived; false if it is gone. */
+  completeDisks(vmId: string): boolean {
+    const e = this.entries.get(vmId);
+    if (!e || e.state !== 'disks') return false;
+    e.state = 'received';
+    e.vm.markComplete();
+    return true;
+  }
+
+  /** A clone whose memory arrived (verification works before its disks are there). */
   received(jobId: string, vmId: string): DriverVm {
     const e = this.entries.get(vmId);
-    if (!e || e.jobId !== jobId || e.state !== 'received') {
-      throw new NotFoundError(`no completed clone '${vmId}' for job ${jobId} on this host`);
+    if (!e || e.jobId !== jobId || !['memory', 'disks', 'received'].includes(e.state)) {
+      throw new NotFoundError(`no clone '${vmId}' with its memory received for job ${jobId} on this host`);
     }
+    return e.vm;
+  }
+
+  /** A complete clone of this job (memory and disks), for the backup that runs on it. */
+  completed(jobId: string, vmId: string): DriverVm {
+    const e = this.entries.get(vmId);
+    if (!e || e.jobId !== jobId || e.state !== 'received') throw new NotFoundError(`no completed clone '${vmId}' for job ${jobId} on this host`);
     return e.vm;
   }
 

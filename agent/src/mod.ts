@@ -6,13 +6,16 @@ import { SimDriver } from './drivers/sim/sim-driver.js';
 export { Agent, type AgentDeps } from './agent.js';
 export { compileAgentOptions, type AgentOptions, type CompiledAgentOptions, DRIVERS } from './options.js';
 export type { HypervisorDriver, DriverVm } from './drivers/driver.js';
-export { SimDriver } from './drivers/sim/sim-driver.js';
+export { SimDriver, type SimDriverOptions } from './drivers/sim/sim-driver.js';
 
-/** The only place that maps a driver name to an implementation. */
-export function createDriver(name: string): HypervisorDriver {
+/**
+ * The only place that maps a driver name to an implementation. `dataDir` holds the host's VMs (they persist
+ * across restarts); `datastoreDir` is where disk layers live, shared by hosts given the same one.
+ */
+export function createDriver(name: string, opts: { dataDir: string; datastoreDir?: string }): HypervisorDriver {
   switch (name) {
     case 'sim':
-      return new SimDriver();
+      return new SimDriver(opts);
     default:
       throw new InvalidArgumentError(`unknown driver '${name}'`);
   }

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../shared/src/mod.js';
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 
@@ -35,4 +35,10 @@ export function int(p: Parsed, name: string, fallback: number): number {
 
 export function flag(p: Parsed, name: string): boolean {
   return p.values[name] === true;
+}
+
+/** A repeatable string option (declared with `multiple: true`). */
+export function list(p: Parsed, name: string): string[] {
+  const v = p.values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }

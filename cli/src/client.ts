@@ -12,8 +12,14 @@ import type { ListVMsResponse__Output } from '../../shared/src/gen/doppel/v1/Lis
 import type { ListJobsResponse__Output } from '../../shared/src/gen/doppel/v1/ListJobsResponse.js';
 import type { DestroyVMResponse__Output } from '../../shared/src/gen/doppel/v1/DestroyVMResponse.js';
 import type { CreateVMRequest } from '../../shared/src/gen/doppel/v1/CreateVMRequest.js';
+import type { Backup__Output } from '../../shared/src/gen/doppel/v1/Backup.js';
+import type { BackupVMRequest } from '../../shared/src/gen/doppel/v1/BackupVMRequest.js';
+import type { CatalogResponse__Output } from '../../shared/src/gen/doppel/v1/CatalogResponse.js';
+import type { RestoreBackupRequest } from '../../shared/src/gen/doppel/v1/RestoreBackupRequest.js';
+import type { VerifyReport__Output } from '../../shared/src/gen/doppel/v1/VerifyReport.js';
 
-export type { Host__Output as Host, VM__Output as VM, Job__Output as Job, Event__Output as Event };
+export type { Host__Output as Host, VM__Output as VM, Job__Output as Job, Event__Output as Event, Backup__Output as Backup };
+export type { VerifyReport__Output as VerifyReport };
 
 const DEADLINE_MS = 120_000;
 
@@ -65,6 +71,36 @@ export class CoordinatorClient {
     return (await this.call<ListJobsResponse__Output>((o, cb) => this.raw.listJobs({ limit }, o, cb))).jobs;
   }
 
+  backup(req: BackupVMRequest): Promise<Job__Output> {
+    return this.call<Job__Output>((o, cb) => this.raw.backupVm(req, o, cb));
+  }
+
+  async backups(vm = '', limit = 0): Promise<Backup__Output[]> {
+    return (await this.call<CatalogResponse__Output>((o, cb) => this.raw.listBackups({ vm, limit }, o, cb))).backups;
+  }
+
+  getBackup(id: string): Promise<Backup__Output> {
+    return this.call<Backup__Output>((o, cb) => this.raw.getBackup({ id }, o, cb));
+  }
+
+  restore(req: RestoreBackupRequest): Promise<Job__Output> {
+    return this.call<Job__Output>((o, cb) => this.raw.restoreBackup(req, o, cb));
+  }
+
+  /** Verifies a backup; resolves with the last report (done, with every bad chunk). */
+  verify(id: string, onReport?: (r: VerifyReport__Output) => void): Promise<VerifyReport__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.raw.verifyBackup({ id }, { deadline: Date.now() + 6 * 3600_000 });
+      let last: VerifyReport__Output | undefined;
+      call.on('data', (r: VerifyReport__Output) => {
+        last = r;
+        onReport?.(r);
+      });
+      call.on('end', () => (last?.done ? resolve(last) : reject(new Error(`verify of ${id} ended without a final report`))));
+      call.on('error', (err: Error & { code?: number }) => reject(fromServiceError(err, 'verify')));
+    });
+  }
+
   /** Streams events; resolves when the server ends the stream (caught up, unless following). */
   events(req: { all?: boolean; follow?: boolean; startSeq?: number }, onEvent: (e: Event__Output) => void, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -82,7 +118,7 @@ export class CoordinatorClient {
     let last = '';
     for (;;) {
       const j = await this.job(id);
-      const key = `${j.state}/${j.currentRound}/${j.lastRoundPages}`;
+      const key = `${j.state}/${j.currentRound}/${j.lastRoundPages}/${j.phase}/${j.progress.toFixed(2)}`;
       if (key !== last) onProgress?.(j);
       last = key;
       if (j.state === 'completed' || j.state === 'failed') return j;

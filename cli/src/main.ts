@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `doppel` command line. */
 import { toDoppelError } from '../../shared/src/mod.js';
-import { agentCommand, coordinatorCommand, upCommand } from './commands/daemons.js';
+import { agentCommand, coordinatorCommand, repoCommand, upCommand } from './commands/daemons.js';
+import { backupCommand, backupsCommand, restoreCommand, verifyCommand } from './commands/backup.js';
 import { cloneCommand, eventsCommand, hostsCommand, jobCommand, jobsCommand, vmCommand, vmsCommand } from './commands/api.js';
 import { demoCommand } from './demo/demo.js';
 
@@ -17,6 +18,11 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   jobs: { run: jobsCommand, about: 'list jobs' },
   job: { run: jobCommand, about: 'show one job' },
   events: { run: eventsCommand, about: 'replay and follow events' },
+  backup: { run: backupCommand, about: 'back a VM up through a live clone (or --direct)' },
+  backups: { run: backupsCommand, about: 'list the backup catalog' },
+  restore: { run: restoreCommand, about: 'create a VM from a backup' },
+  verify: { run: verifyCommand, about: 'check every chunk of a backup' },
+  repo: { run: repoCommand, about: 'repo serve --dir DIR: run a standalone backup repository' },
 };
 
 function usage(): string {

@@ -5,18 +5,26 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
-import { ensureEventStream, jsClient, openBuckets, shutdownServer, type Logger, type NatsConnection } from '../../shared/src/mod.js';
+import { InvalidArgumentError, ensureEventStream, jsClient, openBuckets, shutdownServer, type Logger, type NatsConnection } from '../../shared/src/mod.js';
 import { HostRegistry } from './registry.js';
 import { JobStore, JobTracker, failOrphanedJobs } from './jobs.js';
 import { CoordinatorService } from './service.js';
 import { startGrpcApi } from './api/grpc-server.js';
 import { startHttpApi } from './api/http-server.js';
+import { Catalog } from './catalog.js';
+import { startRepositoryServer, type RepositoryServer } from '../../repository/src/mod.js';
 
 export interface CoordinatorOptions {
   /** gRPC API listen address (port 0 picks one). */
   grpcListen?: string;
   /** HTTP/JSON API listen address; '' disables it. */
   httpListen?: string;
+  /** Directory of the backup repository this process runs (the default set-up). */
+  repoDir?: string;
+  /** Listen address of that repository's gRPC service (default 127.0.0.1:7402; port 0 picks one). */
+  repoListen?: string;
+  /** An external repository (`doppel repo serve`) to use instead: its gRPC address. */
+  repository?: string;
 }
 
 export interface CoordinatorDeps {
@@ -27,6 +35,9 @@ export interface CoordinatorDeps {
 export class Coordinator {
   grpcAddr = '';
   httpAddr = '';
+  /** The repository's address, as agents reach it. */
+  repoAddr = '';
+  private repo: RepositoryServer | undefined;
   private grpc: Server | undefined;
   private orphanTimer: NodeJS.Timeout | undefined;
   private http: http.Server | undefined;
@@ -43,11 +54,21 @@ export class Coordinator {
     await ensureEventStream(deps.nc);
     const buckets = await openBuckets(deps.nc);
     const js = jsClient(deps.nc);
+    let repo: RepositoryServer | undefined;
+    let repository = opts.repository ?? '';
+    if (!repository) {
+      if (!opts.repoDir) throw new InvalidArgumentError('the coordinator needs a repository: a directory (--repo-dir) or an address (--repository)');
+      repo = await startRepositoryServer({ dir: opts.repoDir, listen: opts.repoListen ?? '127.0.0.1:7402', log: log.child({ component: 'repository' }) });
+      repository = repo.addr;
+    }
     const registry = new HostRegistry(deps.nc, js, buckets.hosts, log.child({ component: 'registry' }));
     const jobs = new JobStore(buckets.jobs, deps.nc);
-    const tracker = new JobTracker(deps.nc, js, jobs, log.child({ component: 'job-tracker' }));
-    const service = new CoordinatorService({ nc: deps.nc, js, registry, jobs, links: buckets.links, log });
+    const catalog = new Catalog(buckets.backups, deps.nc);
+    const tracker = new JobTracker(deps.nc, js, jobs, catalog, log.child({ component: 'job-tracker' }));
+    const service = new CoordinatorService({ nc: deps.nc, js, registry, jobs, links: buckets.links, catalog, repository, log });
     const c = new Coordinator(service, registry, tracker, log);
+    c.repo = repo;
+    c.repoAddr = repository;
     registry.start();
     await tracker.start();
     const orphanLog = log.child({ component: 'orphan-check' });
@@ -81,7 +102,7 @@ export class Coordinator {
       c.http = h.server;
       c.httpAddr = h.addr;
     }
-    log.info({ grpc: c.grpcAddr, http: c.httpAddr }, 'coordinator started');
+    log.info({ grpc: c.grpcAddr, http: c.httpAddr, repository: c.repoAddr, repoDir: opts.repoDir ?? '' }, 'coordinator started');
     return c;
   }
 
@@ -93,6 +114,7 @@ export class Coordinator {
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
     this.service.stopWatches();
     if (this.grpc) await shutdownServer(this.grpc);
+    await this.repo?.stop();
     this.log.info('coordinator stopped');
   }
 }

@@ -20,6 +20,7 @@ import {
   listKeys,
   BUCKETS,
 } from '../../shared/src/mod.js';
+import type { Catalog } from './catalog.js';
 
 export class JobStore {
   constructor(
@@ -68,16 +69,35 @@ export class JobStore {
 /** How one event changes a job. Terminal states are final. */
 export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefined {
   if (job.state === 'completed' || job.state === 'failed') return undefined;
+  const running = { ...job, state: 'running' as const };
   switch (ev.type) {
     case 'clone.started':
-      return { ...job, state: 'running' };
+      return { ...running, phase: 'pre-copy', progress: 0 };
     case 'clone.round':
-      return { ...job, state: 'running', currentRound: ev.round, lastRoundPages: ev.pages };
+      return { ...running, phase: 'pre-copy', currentRound: ev.round, lastRoundPages: ev.pages };
     case 'clone.switchover':
-      return { ...job, state: 'running', lastRoundPages: ev.finalPages };
+      return { ...running, phase: 'disk-copy', lastRoundPages: ev.finalPages };
+    case 'clone.disk-copied':
+      return { ...running, phase: job.kind === 'backup' ? 'snapshot' : 'disk-copy', progress: 1 };
     case 'clone.completed':
-      return { ...job, state: 'completed', stats: ev.stats };
+      return { ...job, state: 'completed', phase: 'done', progress: 1, stats: ev.stats };
+    case 'backup.progress':
+    case 'restore.progress':
+      return { ...running, phase: ev.phase, progress: ev.progress };
+    case 'backup.completed':
+      return {
+        ...job,
+        state: 'completed',
+        phase: 'done',
+        progress: 1,
+        stats: ev.backup.stats.clone ?? job.stats,
+        backup: job.backup ? { ...job.backup, result: ev.backup } : null,
+      };
+    case 'restore.completed':
+      return { ...job, state: 'completed', phase: 'done', progress: 1, restore: ev.restore };
     case 'clone.failed':
+    case 'backup.failed':
+    case 'restore.failed':
       return { ...job, state: 'failed', error: ev.error.message, errorName: ev.error.name };
     default:
       return undefined;
@@ -128,19 +148,26 @@ export class JobTracker {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly store: JobStore,
+    private readonly catalog: Catalog,
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    try {
-      await jsm.consumers.info(STREAMS.events, JOB_TRACKER_CONSUMER);
-    } catch {
+    // Job events of every kind; host and VM events pass through unapplied (they carry no job id).
+    const filter = SUBJECTS.eventsAll;
+    const info = await jsm.consumers.info(STREAMS.events, JOB_TRACKER_CONSUMER).catch(() => undefined);
+    if (info && info.config.filter_subject !== filter) {
+      // An older coordinator followed clone events only. Replaying from the start is safe: applying an
+      // event twice changes nothing, and terminal job states are final.
+      await jsm.consumers.delete(STREAMS.events, JOB_TRACKER_CONSUMER);
+    }
+    if (!info || info.config.filter_subject !== filter) {
       await jsm.consumers.add(STREAMS.events, {
         durable_name: JOB_TRACKER_CONSUMER,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        filter_subject: SUBJECTS.event('clone.>'),
+        filter_subject: filter,
         max_ack_pending: 1000,
       });
     }
@@ -151,6 +178,8 @@ export class JobTracker {
       for await (const m of messages) {
         try {
           const ev = decodeJson<DoppelEvent>(m.data);
+          // The catalog entry first: a job shows completed only once its backup is listed.
+          if (ev.type === 'backup.completed') await this.catalog.put(ev.backup);
           const updated = ev.jobId ? await this.store.update(ev.jobId, (job) => applyEvent(job, ev)) : undefined;
           m.ack();
           if (updated?.state === 'failed') await discardFailedClone(this.nc, updated, this.log);

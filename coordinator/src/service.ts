@@ -28,7 +28,17 @@ import {
   type NatsConnection,
   type VmInfo,
   type VmSpecInput,
+  AlreadyExistsError,
+  RepositoryClient,
+  type AgentCommands,
+  type BackupJobInfo,
+  type BackupRecord,
+  type ClonePlan,
+  type CloneStartArgs,
+  type JobKind,
 } from '../../shared/src/mod.js';
+import type { Catalog } from './catalog.js';
+import { verifyInRepository, type VerifyReport } from './verify.js';
 import { HostRegistry } from './registry.js';
 import { JobStore } from './jobs.js';
 import { pickHost, predict, roomProblem } from './planner.js';
@@ -46,6 +56,75 @@ export interface CloneRequest {
 }
 
 export type CreateVmRequest = VmSpecInput & { host?: string };
+
+export interface BackupRequest {
+  vm: string;
+  direct?: boolean;
+  incremental?: boolean;
+  keepClone?: boolean;
+  cloneHost?: string;
+  maxDowntimeMs?: number;
+  onNonConvergence?: string;
+  maxBandwidthMbps?: number;
+}
+
+export interface RestoreRequest {
+  backup: string;
+  toHost: string;
+  asName?: string;
+  start?: boolean;
+}
+
+interface PlannedClone {
+  job: JobRecord;
+  vm: VmInfo;
+  source: HostRecord;
+  target: HostRecord;
+  cloneName: string;
+  capBytesPerS: number;
+  linked: boolean;
+  verify: boolean;
+  fault: string;
+}
+
+/** A new job record, pending; `plan` fills in what is known of the route. */
+function newJob(kind: JobKind, vm: { id: string }, source: HostRecord, plan: Partial<ClonePlan>): JobRecord {
+  const now = new Date().toISOString();
+  return {
+    id: newId('job'),
+    kind,
+    state: 'pending',
+    vm: vm.id,
+    createdAt: now,
+    updatedAt: now,
+    plan: {
+      sourceHost: source.name,
+      targetHost: '',
+      sourceVm: vm.id,
+      targetVm: '',
+      bandwidthBytesPerS: 0,
+      dirtyPagesPerS: 0,
+      thresholdPages: 0,
+      maxDowntimeMs: 0,
+      maxRounds: 0,
+      predictedConverges: false,
+      predictedRounds: 0,
+      predictedDowntimeMs: 0,
+      warning: '',
+      sourceAgentStartedAt: source.startedAt,
+      ...plan,
+    },
+    stats: null,
+    error: '',
+    errorName: '',
+    currentRound: 0,
+    lastRoundPages: 0,
+    backup: null,
+    restore: null,
+    phase: '',
+    progress: 0,
+  };
+}
 
 export interface StoredEvent {
   seq: number;
@@ -65,6 +144,9 @@ export interface ServiceDeps {
   registry: HostRegistry;
   jobs: JobStore;
   links: KV;
+  catalog: Catalog;
+  /** The backup repository's gRPC address, as agents reach it. */
+  repository: string;
   log: Logger;
 }
 
@@ -143,12 +225,15 @@ export class CoordinatorService {
     return bytesPerSecond;
   }
 
-  async cloneVm(req: CloneRequest): Promise<JobRecord> {
+  /**
+   * Plans a live clone: validates the request, picks the target, measures the link and the dirty rate,
+   * predicts convergence and applies the refuse/warn policy. Nothing is created yet.
+   */
+  private async planClone(req: CloneRequest, kind: JobKind): Promise<PlannedClone> {
     const maxDowntimeMs = requireInt('max downtime (ms)', req.maxDowntimeMs || CLONE_DEFAULTS.maxDowntimeMs, 10, 600_000);
     const maxRounds = requireInt('max rounds', req.maxRounds || CLONE_DEFAULTS.maxRounds, 1, 1000);
     const policy = requireOneOf('on-non-convergence policy', req.onNonConvergence || CLONE_DEFAULTS.onNonConvergence, ['refuse', 'warn']);
     const capMbps = requireInt('max bandwidth (MB/s)', req.maxBandwidthMbps ?? 0, 0, 1_000_000);
-    const fault = req.fault ?? '';
     const { vm, host: source } = await this.locate(req.vm);
     let target: HostRecord;
     if (req.targetHost) {
@@ -182,45 +267,31 @@ export class CoordinatorService {
       }
       warning = `${msg}; cloning anyway (policy warn): the switchover will exceed ${maxDowntimeMs} ms`;
     }
+    const job = newJob(kind, vm, source, {
+      targetHost: target.name,
+      bandwidthBytesPerS,
+      dirtyPagesPerS: dirty.pagesPerSecond,
+      thresholdPages: p.thresholdPages,
+      maxDowntimeMs,
+      maxRounds,
+      predictedConverges: p.converges,
+      predictedRounds: p.rounds,
+      predictedDowntimeMs: p.downtimeMs,
+      warning,
+    });
+    const linked = source.datastore !== '' && source.datastore === target.datastore;
+    return { job, vm, source, target, cloneName, capBytesPerS, linked, verify: req.verify === true, fault: req.fault ?? '' };
+  }
 
-    const now = new Date().toISOString();
-    const job: JobRecord = {
-      id: newId('job'),
-      kind: 'clone',
-      state: 'pending',
-      vm: vm.id,
-      createdAt: now,
-      updatedAt: now,
-      plan: {
-        sourceHost: source.name,
-        targetHost: target.name,
-        sourceVm: vm.id,
-        targetVm: '',
-        bandwidthBytesPerS,
-        dirtyPagesPerS: dirty.pagesPerSecond,
-        thresholdPages: p.thresholdPages,
-        maxDowntimeMs,
-        maxRounds,
-        predictedConverges: p.converges,
-        predictedRounds: p.rounds,
-        predictedDowntimeMs: p.downtimeMs,
-        warning,
-        sourceAgentStartedAt: source.startedAt,
-      },
-      stats: null,
-      error: '',
-      errorName: '',
-      currentRound: 0,
-      lastRoundPages: 0,
-    };
+  /** Stores the job and has the target create the clone VM, suspended. */
+  private async prepareClone(pc: PlannedClone): Promise<CloneStartArgs> {
+    const { job, vm, source, target } = pc;
     const log = this.d.log.child({ jobId: job.id, vm: vm.id });
-    if (warning) log.warn(warning);
+    if (job.plan.warning) log.warn(job.plan.warning);
     await this.d.jobs.create(job);
-
-    // 1. The target creates the clone VM, suspended.
     let clone: VmInfo;
     try {
-      clone = await sendCommand(this.d.nc, target.name, 'clone.prepare', { jobId: job.id, source: vm, name: cloneName });
+      clone = await sendCommand(this.d.nc, target.name, 'clone.prepare', { jobId: job.id, source: vm, name: pc.cloneName });
     } catch (err) {
       await this.failJob(job.id, err);
       throw err;
@@ -228,28 +299,141 @@ export class CoordinatorService {
     job.plan.targetVm = clone.id;
     await this.d.jobs.update(job.id, (j) => ({ ...j, plan: { ...j.plan, targetVm: clone.id } }));
     await publishEvent(this.d.js, { type: 'clone.started', host: source.name, jobId: job.id, vm: vm.id, plan: job.plan });
+    return {
+      jobId: job.id,
+      vmId: vm.id,
+      targetHost: target.name,
+      targetAddr: target.dataAddr,
+      targetVmId: clone.id,
+      thresholdPages: job.plan.thresholdPages,
+      maxRounds: job.plan.maxRounds,
+      verify: pc.verify,
+      fault: pc.fault,
+      maxBandwidthBytesPerS: pc.capBytesPerS,
+      linked: pc.linked,
+    };
+  }
 
-    // 2. The source streams the pre-copy rounds; progress arrives as events.
+  /** Hands a prepared job to its source agent; on refusal the clone VM goes and the job fails. */
+  private async startOnSource<Op extends 'clone.start' | 'backup.start'>(
+    job: JobRecord,
+    op: Op,
+    args: AgentCommands[Op]['args'],
+  ): Promise<JobRecord> {
     try {
-      await sendCommand(this.d.nc, source.name, 'clone.start', {
-        jobId: job.id,
-        vmId: vm.id,
-        targetHost: target.name,
-        targetAddr: target.dataAddr,
-        targetVmId: clone.id,
-        thresholdPages: p.thresholdPages,
-        maxRounds,
-        verify: req.verify === true,
-        fault,
-        maxBandwidthBytesPerS: capBytesPerS,
-      });
+      await sendCommand(this.d.nc, job.plan.sourceHost, op, args);
     } catch (err) {
-      await sendCommand(this.d.nc, target.name, 'vm.destroy', { vmId: clone.id }).catch(() => undefined);
+      if (job.plan.targetVm) {
+        await sendCommand(this.d.nc, job.plan.targetHost, 'vm.destroy', { vmId: job.plan.targetVm }).catch(() => undefined);
+      }
       await this.failJob(job.id, err);
       throw err;
     }
-    log.info({ source: source.name, target: target.name, threshold: p.thresholdPages }, 'clone started');
+    this.d.log.info({ jobId: job.id, kind: job.kind, source: job.plan.sourceHost, target: job.plan.targetHost }, `${job.kind} started`);
     return this.d.jobs.get(job.id);
+  }
+
+  async cloneVm(req: CloneRequest): Promise<JobRecord> {
+    const pc = await this.planClone(req, 'clone');
+    const args = await this.prepareClone(pc);
+    return this.startOnSource(pc.job, 'clone.start', args);
+  }
+
+  /**
+   * A backup: through a live clone on a second host (seed 000), or directly from the VM with --direct.
+   * With --incremental, the VM's newest backup is offered as the base; the agent falls back to a full
+   * backup (and says why) when its change tracking does not match that base.
+   */
+  async backupVm(req: BackupRequest): Promise<JobRecord> {
+    const backupId = newId('bk');
+    const { vm } = await this.locate(req.vm);
+    await this.checkRepository();
+    const latest = req.incremental ? await this.d.catalog.latest(vm.id) : undefined;
+    const base = latest ? { backupId: latest.id, repository: latest.repository } : null;
+    const fullReason = !req.incremental
+      ? 'a full backup was asked for (no --incremental)'
+      : !latest
+        ? `vm '${vm.name}' has no previous backup`
+        : '';
+    const info: BackupJobInfo = {
+      backupId,
+      mode: req.direct ? 'direct' : 'clone',
+      incremental: req.incremental === true,
+      baseBackupId: base?.backupId ?? '',
+      keepClone: req.keepClone === true,
+      repository: this.d.repository,
+      result: null,
+    };
+    const startArgs = { jobId: '', backupId, vmId: vm.id, mode: info.mode, base, fullReason, repository: this.d.repository, keepClone: info.keepClone };
+    if (req.direct) {
+      const { host } = await this.locate(req.vm);
+      const job = { ...newJob('backup', vm, host, {}), backup: info };
+      await this.d.jobs.create(job);
+      return this.startOnSource(job, 'backup.start', { ...startArgs, jobId: job.id, clone: null, linked: false });
+    }
+    const pc = await this.planClone(
+      {
+        vm: vm.id,
+        targetHost: req.cloneHost ?? '',
+        maxDowntimeMs: req.maxDowntimeMs ?? 0,
+        onNonConvergence: req.onNonConvergence ?? '',
+        maxBandwidthMbps: req.maxBandwidthMbps ?? 0,
+        cloneName: `${vm.name.slice(0, 40)}-bk-${backupId.slice(-6)}`,
+      },
+      'backup',
+    );
+    pc.job.backup = info;
+    const clone = await this.prepareClone(pc);
+    return this.startOnSource(pc.job, 'backup.start', { ...startArgs, jobId: pc.job.id, clone, linked: pc.linked });
+  }
+
+  /** Fails fast, before anything is cloned or paused, when the repository cannot be reached. */
+  private async checkRepository(): Promise<void> {
+    const repo = new RepositoryClient(this.d.repository, { callDeadlineMs: 5_000 });
+    try {
+      await repo.info();
+    } catch (err) {
+      throw new UnavailableError(`the backup repository at ${this.d.repository} is unreachable: ${(err as Error).message}`, { cause: err });
+    } finally {
+      repo.close();
+    }
+  }
+
+  listBackups(vm?: string, limit?: number): Promise<BackupRecord[]> {
+    return this.d.catalog.list(vm ?? '', requireInt('limit', limit || 1000, 1, 100_000));
+  }
+
+  getBackup(id: string): Promise<BackupRecord> {
+    return this.d.catalog.get(requireName('backup id', id));
+  }
+
+  /** Creates a VM from a backup on a host; the agent checks every chunk and the restored disks' hashes. */
+  async restoreBackup(req: RestoreRequest): Promise<JobRecord> {
+    const backup = await this.getBackup(req.backup);
+    const host = await this.upHost(req.toHost, 'restore');
+    const problem = roomProblem(host, backup.spec.memoryMib);
+    if (problem) throw new ResourceExhaustedError(problem);
+    const name = requireName('VM name', req.asName || `${backup.vmName.slice(0, 40)}-restored-${newId('x').slice(-4)}`);
+    if (await this.d.registry.findVm(name)) throw new AlreadyExistsError(`a VM named '${name}' already exists`);
+    const job: JobRecord = {
+      ...newJob('restore', { id: backup.vm }, host, {}),
+      restore: { backupId: backup.id, targetHost: host.name, vmName: name, vmId: '', diskHashes: [], hashesMatch: false, bytesWritten: 0, ms: 0 },
+    };
+    await this.d.jobs.create(job);
+    try {
+      const r = await sendCommand(this.d.nc, host.name, 'vm.restore', { jobId: job.id, backup, name, start: req.start === true }, 60_000);
+      await this.d.jobs.update(job.id, (j) => ({ ...j, state: j.state === 'pending' ? 'running' : j.state, restore: j.restore && { ...j.restore, vmId: r.vm.id } }));
+    } catch (err) {
+      await this.failJob(job.id, err);
+      throw err;
+    }
+    return this.d.jobs.get(job.id);
+  }
+
+  /** Re-hashes every chunk of a backup in its repository; reports progress, and every bad chunk at the end. */
+  async verifyBackup(id: string, onReport: (r: VerifyReport) => void | Promise<void>): Promise<VerifyReport> {
+    const backup = await this.getBackup(id);
+    return verifyInRepository(backup, onReport);
   }
 
   private async failJob(id: string, err: unknown): Promise<void> {

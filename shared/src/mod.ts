@@ -16,3 +16,4 @@ export * from './validate.js';
 export * from './precopy-rule.js';
 export * from './grpc/http2-window.js';
 export * from './repo/mod.js';
+export * from './nats/host-watch.js';

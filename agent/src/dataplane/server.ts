@@ -1,5 +1,12 @@
 /** The agent's gRPC data-plane server: receives pre-copy streams into prepared clones. */
-import { Server, ServerCredentials, type ServerDuplexStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerReadableStream,
+  type sendUnaryData,
+  type ServerUnaryCall,
+} from '@grpc/grpc-js';
 import {
   DATA_PLANE_MAX_MESSAGE_BYTES,
   AbortedError,
@@ -14,7 +21,10 @@ import type { PageFrame__Output } from '../../../shared/src/gen/doppel/v1/PageFr
 import type { StreamAck } from '../../../shared/src/gen/doppel/v1/StreamAck.js';
 import type { VerifyCloneRequest__Output } from '../../../shared/src/gen/doppel/v1/VerifyCloneRequest.js';
 import type { VerifyCloneReply } from '../../../shared/src/gen/doppel/v1/VerifyCloneReply.js';
+import type { DiskFrame__Output } from '../../../shared/src/gen/doppel/v1/DiskFrame.js';
+import type { DiskCopySummary } from '../../../shared/src/gen/doppel/v1/DiskCopySummary.js';
 import { PageStreamReceiver } from '../precopy/receiver.js';
+import { DiskStreamReceiver } from '../diskcopy/receiver.js';
 import type { CloneTargets } from '../clone-targets.js';
 
 export interface DataPlaneDeps {
@@ -62,6 +72,51 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
       });
       call.on('error', (err) => fail(err));
       call.on('cancelled', () => fail(new AbortedError('the source cancelled the stream')));
+    },
+
+    StreamDisk(call: ServerReadableStream<DiskFrame__Output, DiskCopySummary>, callback: sendUnaryData<DiskCopySummary>) {
+      const receiver = new DiskStreamReceiver(
+        (open) => targets.claimDisks(open),
+        (vm, chains) => vm.linkDisks(chains),
+        log,
+      );
+      let done = false;
+      const fail = (err: unknown) => {
+        if (done) return;
+        done = true;
+        const e = toDoppelError(err);
+        const vm = receiver.targetVm;
+        log.warn({ err: e, jobId: receiver.jobId }, 'disk stream failed');
+        if (vm) targets.discard(vm.id, `disk stream failed: ${e.message}`);
+        callback(toServiceError(e));
+      };
+      // Frames are applied in order, one at a time: the stream pauses while a frame's blocks are written,
+      // so a fast sender meets HTTP/2 flow control instead of an unbounded queue here.
+      let chain = Promise.resolve();
+      call.on('data', (frame: DiskFrame__Output) => {
+        if (done) return;
+        call.pause();
+        chain = chain
+          .then(() => (done ? undefined : receiver.onFrame(frame)))
+          .then(() => {
+            call.resume();
+          })
+          .catch(fail);
+      });
+      call.on('end', () => {
+        chain = chain
+          .then(() => {
+            if (done) return;
+            const summary = receiver.finish();
+            const vm = receiver.targetVm;
+            if (vm && !targets.completeDisks(vm.id)) throw new AbortedError(`clone ${vm.id} was removed while it was receiving its disks`);
+            done = true;
+            callback(null, summary);
+          })
+          .catch(fail);
+      });
+      call.on('error', (err) => fail(err));
+      call.on('cancelled', () => fail(new AbortedError('the source cancelled the disk stream')));
     },
 
     VerifyClone(call: ServerUnaryCall<VerifyCloneRequest__Output, VerifyCloneReply>, callback: sendUnaryData<VerifyCloneReply>) {

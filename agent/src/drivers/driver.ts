@@ -44,7 +44,10 @@ export interface DiskInfo {
 
 /** A read-only, point-in-time view of one disk. */
 export interface DiskView extends DiskInfo {
-  /** False for a hole: never written anywhere in the disk's chain, it reads as zeros. */
+  /**
+   * False when the block reads as zeros with no data behind it: a hole (never written anywhere in the disk's
+   * chain) or a block last written as zeros. A copier into a blank disk may skip such blocks.
+   */
   isAllocated(block: number): boolean;
   /** Reads blocks [first, first + count) into `into` (holes read as zeros). `into` holds at least count * blockSize bytes. */
   read(first: number, count: number, into: Buffer): Promise<void>;
@@ -77,22 +80,33 @@ export interface DiskSnapshot {
   readonly disks: DiskView[];
   /**
    * Per disk, the blocks changed since the last committed checkpoint, up to this snapshot; null when
-   * tracking was lost (an unclean agent stop) or invalidated. Only present when a checkpoint was asked for.
+   * tracking was lost (an unclean agent stop) or invalidated. Empty when no checkpoint was asked for. The bits
+   * are taken in the frozen moment, so they match the views exactly.
    */
   readonly changes: (BlockChanges | null)[];
   /**
    * For a shared datastore: per disk, the frozen layer chain (datastore-relative ids) that another host on the
-   * same datastore can use as the base of an overlay. Only present when taken with `shareable`.
+   * same datastore can use as the base of an overlay. Empty unless taken with `shareable`.
    */
   readonly chains: string[][];
-  /** Ends the snapshot (idempotent). The VM's own disk never loses a write. */
+  /**
+   * Ends the snapshot (idempotent); its views fail afterwards. The VM's own disk never loses a write. Unless the
+   * snapshot is `shareable`, the layer added by the freeze is merged back (in the background while the guest
+   * runs), so chains do not grow per snapshot.
+   */
   release(outcome: SnapshotOutcome): Promise<void>;
 }
 
 export interface SnapshotOptions {
-  /** Starts a change-tracking checkpoint with this id (a backup id); `changes` then reports what changed since the last one. */
+  /**
+   * Starts a change-tracking checkpoint with this id (a backup id); `changes` then reports what changed since the
+   * last committed one. One checkpoint per VM may be open at a time.
+   */
   checkpoint?: string;
-  /** Keep the frozen layers as a permanent base other VMs may share (a linked clone on a shared datastore). */
+  /**
+   * Keep the frozen layers as a permanent, immutable base other VMs may share (a linked clone on a shared
+   * datastore): the VM's chain keeps one more layer; the base is deleted when no disk on any host uses it.
+   */
   shareable?: boolean;
 }
 
@@ -101,7 +115,10 @@ export interface DriverVm {
   readonly spec: VmSpec;
   readonly cloneOf: string;
   readonly state: VmRunState;
-  /** Starts or resumes the guest. `isolateNetwork` cuts the guest's NIC off (a backup clone); it sticks until destroy. */
+  /**
+   * Starts or resumes the guest. `isolateNetwork` cuts the guest's NIC off (a backup clone); it sticks until
+   * destroy. An incoming clone or a restore becomes complete (kept across agent restarts) when it first runs.
+   */
   run(opts?: { isolateNetwork?: boolean }): Promise<void>;
   readonly networkIsolated: boolean;
   /** Suspends the guest; resolves once the vCPUs have stopped (a real handshake). */
@@ -123,10 +140,27 @@ export interface DriverVm {
    * further; a running one is paused only for the freeze itself (well under a millisecond of work).
    */
   snapshotDisks(opts?: SnapshotOptions): Promise<DiskSnapshot>;
-  /** Target side (an incoming clone, a restore): writes whole blocks into disk `disk`. Only while not running. */
+  /**
+   * Target side (an incoming clone, a restore): writes whole blocks into disk `disk`. Only while not running.
+   * Zero blocks cost no data. Blocks it changes get their change-tracking bits, as guest writes do, so an
+   * incremental never misses them (a clone's inheritChanges then replaces the bits with the source's).
+   */
   writeDiskBlocks(disk: number, first: number, data: Buffer): Promise<void>;
-  /** Target side: the clone takes over the source's change tracking, so its next checkpoint covers both. */
+  /**
+   * Target side, shared datastore (a linked clone): replaces the blank disks of an incoming VM by new overlays on
+   * these frozen chains (from the source's `DiskSnapshot.chains`, one per disk). Only while not running.
+   */
+  linkDisks(chains: string[][]): Promise<void>;
+  /**
+   * Target side, before the clone runs: the clone takes over the source's change tracking (its base and bits;
+   * its own guest writes add to them), so its next checkpoint covers both. null marks tracking lost.
+   */
   inheritChanges(disk: number, changes: BlockChanges | null): void;
+  /**
+   * Declares an incoming VM (a clone, a restore) whole once its memory and disks arrived and were checked: from
+   * then on an agent restart keeps it, even if it never ran. Until then (or its first run) a restart deletes it.
+   */
+  markComplete(): void;
   info(host: string): VmInfo;
 }
 
@@ -134,6 +168,11 @@ export interface CreateVmOptions {
   /** Create the VM suspended with empty memory and blank disks, awaiting incoming state (a clone target, a restore). */
   incoming?: boolean;
   cloneOf?: string;
+  /**
+   * A restore target: memory as at a fresh boot (not incoming state), blank disks to be filled with
+   * writeDiskBlocks, created suspended (not started) and incomplete until it first runs.
+   */
+  restore?: boolean;
   /** Shared datastore only: per disk, the base chain (from `DiskSnapshot.chains`) the VM's disks overlay instead of being blank. */
   linkedDisks?: string[][];
 }
@@ -148,11 +187,17 @@ export interface HypervisorDriver {
   readonly name: string;
   /** Where this host keeps disks; the id tells which hosts share it. */
   readonly datastore: DatastoreInfo;
-  /** Loads the VMs a previous run of the agent left (disks and configuration persist; memory does not). */
+  /**
+   * Loads the VMs a previous run of the agent left. Disks and configuration persist; memory does not, so they come
+   * back suspended as after a host reboot. Change tracking survives only a clean close(). VMs that never became
+   * complete (an incoming clone or a restore that never ran) are deleted.
+   */
   load(): Promise<DriverVm[]>;
   create(spec: VmSpec, opts?: CreateVmOptions): Promise<DriverVm>;
   get(id: string): DriverVm | undefined;
   list(): DriverVm[];
+  /** Stops the VM and deletes it with its own disk layers (shared bases stay while other disks use them). */
   destroy(id: string): Promise<boolean>;
+  /** A clean stop: every VM stops and stays on disk for the next load(); change tracking is saved as clean. */
   close(): Promise<void>;
 }

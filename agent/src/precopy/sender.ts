@@ -39,6 +39,11 @@ export interface PrecopyOptions {
   switchoverTimeoutMs: number;
   onRound?: (r: { round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number }) => void;
   onSwitchover?: (s: { finalPages: number; downtimeMs: number }) => void;
+  /**
+   * Runs in the suspended window, right after the guest stopped: where the disks are made point-in-time
+   * (a snapshot is an O(1) freeze, so it barely adds to the downtime, which includes it).
+   */
+  onSuspended?: () => Promise<void>;
 }
 
 export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: PrecopyOptions): Promise<CloneStats> {
@@ -114,6 +119,7 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
     const tSuspend = performance.now();
     await vm.suspend();
     suspended = true;
+    await opts.onSuspended?.();
     switchoverTimer = setTimeout(
       () => stream.cancel(`switchover took longer than ${opts.switchoverTimeoutMs} ms; source resumed`),
       opts.switchoverTimeoutMs,
@@ -154,6 +160,12 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
       stopReason: reason,
       finalPages,
       round0BytesPerS,
+      // Filled in by the disk copy that follows (clone-job.ts).
+      diskBlocks: 0,
+      diskBytesRaw: 0,
+      diskBytesWire: 0,
+      diskCopyMs: 0,
+      diskLinked: false,
     };
   } catch (err) {
     stream.cancel('pre-copy failed');

@@ -1,16 +1,16 @@
 /** Commands that talk to the coordinator's API: hosts, vms, vm, clone, jobs, job, events. */
 import { InvalidArgumentError } from '../../../shared/src/mod.js';
 import { CoordinatorClient, type Job } from '../client.js';
-import { flag, int, parse, str, type Options } from '../args.js';
+import { flag, int, list, parse, str, type Options } from '../args.js';
 import { mib, printJson, Progress, table } from '../output.js';
 
-const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' } };
+export const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' } };
 
 function client(p: ReturnType<typeof parse>): CoordinatorClient {
   return new CoordinatorClient(str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400'));
 }
 
-async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: CoordinatorClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: CoordinatorClient) => Promise<T>): Promise<T> {
   const c = client(p);
   try {
     return await fn(c);
@@ -57,7 +57,8 @@ export async function vmsCommand(argv: string[]): Promise<number> {
         host: v.host,
         state: v.state,
         memory: `${v.memoryMib} MiB`,
-        workload: v.workload ? `${v.workload.dirtyRate} pages/s ${v.workload.pattern}` : '',
+        workload: v.workload ? `${v.workload.dirtyRate} pages/s ${v.workload.pattern}, ${v.workload.diskWriteRate} disk writes/s` : '',
+        disks: v.disks.map((d) => `${d.name}:${d.sizeMib}M`).join(' '),
         'clone of': v.cloneOf,
       })),
     ),
@@ -75,7 +76,17 @@ doppel vm destroy VM: stop and remove a VM (refused while a job runs on it).
   --dirty-rate N       pages per second the guest workload writes (default 0, idle)
   --pattern P          uniform | hotset | sequential (default uniform)
   --seed N             content and workload seed (default 1)
+  --disk NAME:MIB[:IMAGE]  a disk (repeatable; default one 64 MiB disk 'disk0' of image 'base');
+                       IMAGE names a template: VMs of one image share their base blocks
+  --disk-write-rate N  4 KiB disk writes per second the guest makes (default 0)
 ${API_COMMON_HELP}`;
+
+/** Parses --disk NAME:MIB[:IMAGE]. */
+function diskOption(text: string): { name: string; sizeMib: number; image: string } {
+  const m = /^([^:]+):(\d+)(?::([^:]*))?$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`--disk must be NAME:MIB[:IMAGE] (got '${text}')`);
+  return { name: m[1]!, sizeMib: Number(m[2]), image: m[3] ?? '' };
+}
 
 export async function vmCommand(argv: string[]): Promise<number> {
   const p = parse(argv, {
@@ -86,6 +97,8 @@ export async function vmCommand(argv: string[]): Promise<number> {
     'dirty-rate': { type: 'string' },
     pattern: { type: 'string' },
     seed: { type: 'string' },
+    disk: { type: 'string', multiple: true },
+    'disk-write-rate': { type: 'string' },
   });
   const [sub, name] = p.positionals;
   if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
@@ -105,7 +118,13 @@ export async function vmCommand(argv: string[]): Promise<number> {
           host: str(p, 'host'),
           memoryMib: int(p, 'memory-mib', 256),
           vcpus: int(p, 'vcpus', 1),
-          workload: { dirtyRate: int(p, 'dirty-rate', 0), pattern: str(p, 'pattern', 'uniform'), seed: int(p, 'seed', 1) },
+          workload: {
+            dirtyRate: int(p, 'dirty-rate', 0),
+            pattern: str(p, 'pattern', 'uniform'),
+            seed: int(p, 'seed', 1),
+            diskWriteRate: int(p, 'disk-write-rate', 0),
+          },
+          disks: list(p, 'disk').map(diskOption),
         }),
   );
   if (flag(p, 'json')) return printJson(vm), 0;

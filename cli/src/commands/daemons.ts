@@ -1,7 +1,10 @@
 /** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`. */
+import os from 'node:os';
+import path from 'node:path';
 import { connectNats, createRootLogger, type LogFormat, type Logger } from '../../../shared/src/mod.js';
 import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
+import { startRepositoryServer } from '../../../repository/src/mod.js';
 import { LocalFleet } from '../fleet/local-fleet.js';
 import { flag, int, parse, str, type Options } from '../args.js';
 
@@ -42,7 +45,9 @@ export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
   --host NAME            this host's name in the fleet (required; letters, digits, - and _)
   --listen ADDR          gRPC data-plane address, HOST:PORT (default 127.0.0.1:0 = any free port)
   --advertise ADDR       address other agents should dial (default: the bound listen address)
-  --data DIR             agent state directory (default: $TMPDIR/doppel-agent-NAME)
+  --data DIR             agent state directory: VM configurations and change tracking (default: $TMPDIR/doppel-agent-NAME)
+  --datastore DIR        where VM disks live (default: DATA/datastore); hosts that mount the same
+                         datastore give clones an overlay on a shared base instead of a disk copy
   --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222, env DOPPEL_NATS_URL)
   --driver sim           hypervisor driver (sim: the simulated hypervisor)
   --memory-mib N         memory offered to VMs (default 75% of this machine's)
@@ -59,6 +64,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     listen: { type: 'string' },
     advertise: { type: 'string' },
     data: { type: 'string' },
+    datastore: { type: 'string' },
     nats: { type: 'string' },
     driver: { type: 'string' },
     'memory-mib': { type: 'string' },
@@ -83,7 +89,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const log = rootLogger('doppel-agent', p);
   const nc = await connectNats(opts.natsUrl, `doppel-agent-${opts.host}`);
-  const agent = await Agent.start(opts, { driver: createDriver(opts.driver), logger: log, nc });
+  const datastoreDir = str(p, 'datastore', process.env.DOPPEL_DATASTORE ?? '');
+  const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
+  const agent = await Agent.start(opts, { driver, logger: log, nc });
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, host: opts.host, dataAddr: agent.dataAddr }));
   await untilSignal(log, async () => {
     await agent.stop();
@@ -97,20 +105,38 @@ export const COORDINATOR_HELP = `doppel coordinator: run the coordinator (host r
   --nats URL       NATS server(s) with JetStream (default nats://127.0.0.1:4222, env DOPPEL_NATS_URL)
   --grpc ADDR      gRPC API address (default 127.0.0.1:7400)
   --http ADDR      JSON/HTTP API address (default 127.0.0.1:7401; '' disables)
+  --repo-dir DIR   run the backup repository in this process, on DIR (default ~/.local/share/doppel/repo)
+  --repo-listen ADDR   its gRPC address, which agents dial (default 127.0.0.1:7402)
+  --repository ADDR    use a standalone repository ('doppel repo serve') instead
   --log-format json|pretty, --log-level LEVEL
 
-All state (hosts, jobs, events) lives in NATS JetStream: restart it at will.`;
+All state (hosts, jobs, events, the backup catalog) lives in NATS JetStream:
+restart it at will. Backup data lives in the repository directory.`;
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...LOG_OPTIONS, nats: { type: 'string' }, grpc: { type: 'string' }, http: { type: 'string' } });
+  const p = parse(argv, {
+    ...LOG_OPTIONS,
+    nats: { type: 'string' },
+    grpc: { type: 'string' },
+    http: { type: 'string' },
+    'repo-dir': { type: 'string' },
+    'repo-listen': { type: 'string' },
+    repository: { type: 'string' },
+  });
   if (flag(p, 'help')) return void console.log(COORDINATOR_HELP), 0;
+  const repository = str(p, 'repository', process.env.DOPPEL_REPOSITORY ?? '');
+  const repoDir = str(p, 'repo-dir', process.env.DOPPEL_REPO_DIR ?? path.join(os.homedir(), '.local', 'share', 'doppel', 'repo'));
   const log = rootLogger('doppel-coordinator', p);
   const nc = await connectNats(str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222'), 'doppel-coordinator');
   const c = await Coordinator.start(
-    { grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'), httpListen: str(p, 'http', process.env.DOPPEL_HTTP_LISTEN ?? '127.0.0.1:7401') },
+    {
+      grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'),
+      httpListen: str(p, 'http', process.env.DOPPEL_HTTP_LISTEN ?? '127.0.0.1:7401'),
+      ...(repository ? { repository } : { repoDir, repoListen: str(p, 'repo-listen', process.env.DOPPEL_REPO_LISTEN ?? '127.0.0.1:7402') }),
+    },
     { nc, logger: log },
   );
-  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, grpc: c.grpcAddr, http: c.httpAddr }));
+  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, grpc: c.grpcAddr, http: c.httpAddr, repository: c.repoAddr }));
   await untilSignal(log, async () => {
     await c.stop();
     await nc.drain();
@@ -143,6 +169,8 @@ In another shell:
   doppel hosts
   doppel vm create web --memory-mib 256 --dirty-rate 20000
   doppel clone web --wait
+  doppel backup web --wait
+  doppel backups
 
 Ctrl-C stops everything.`);
   await new Promise<void>((resolve) => {
@@ -151,5 +179,26 @@ Ctrl-C stops everything.`);
   });
   console.log('stopping fleet…');
   await fleet.stop();
+  return 0;
+}
+
+export const REPO_HELP = `doppel repo serve --dir DIR [--listen ADDR]: run a standalone backup repository.
+
+The coordinator runs one in its own process by default; run this on a storage
+host instead and start the coordinator with --repository ADDR.
+
+  --dir DIR        the repository directory (created if missing)
+  --listen ADDR    gRPC address (default 127.0.0.1:7402; port 0 picks one)
+  --log-format json|pretty, --log-level LEVEL`;
+
+export async function repoCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...LOG_OPTIONS, dir: { type: 'string' }, listen: { type: 'string' } });
+  const sub = p.positionals[0];
+  if (flag(p, 'help') || sub !== 'serve' || !str(p, 'dir')) return void console.log(REPO_HELP), flag(p, 'help') ? 0 : 2;
+  const log = rootLogger('doppel-repository', p);
+  const repo = await startRepositoryServer({ dir: path.resolve(str(p, 'dir')), listen: str(p, 'listen', '127.0.0.1:7402'), log });
+  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, repository: repo.addr }));
+  log.info({ addr: repo.addr, dir: str(p, 'dir') }, 'repository serving');
+  await untilSignal(log, () => repo.stop());
   return 0;
 }

@@ -13,6 +13,7 @@ export interface DemoArgs {
   vmMemoryMib: number;
   diskMib: number;
   dirtyRate: number;
+  diskWriteRate: number;
   pattern: string;
   seed: number;
   maxDowntimeMs: number;
@@ -28,7 +29,8 @@ export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Rec
     host: 'host-a',
     memoryMib: a.vmMemoryMib,
     vcpus: 2,
-    workload: { dirtyRate: a.dirtyRate, pattern, seed: a.seed },
+    workload: { dirtyRate: a.dirtyRate, pattern, seed: a.seed, diskWriteRate: a.diskWriteRate },
+    disks: [{ name: 'disk0', sizeMib: a.diskMib, image: 'base' }],
   });
   say(`created ${vm.name} (${vm.id}) on ${vm.host}: ${a.vmMemoryMib} MiB, guest writing ${a.dirtyRate} pages/s (${pattern})`);
   await sleep(500);

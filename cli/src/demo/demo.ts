@@ -3,10 +3,12 @@ import { InvalidArgumentError, toDoppelError } from '../../../shared/src/mod.js'
 import { LocalFleet } from '../fleet/local-fleet.js';
 import { flag, int, parse, str } from '../args.js';
 import { cloneScenario, type DemoArgs } from './clone-scenario.js';
+import { backupScenario } from './backup-scenario.js';
 
 /** Scenarios in order of completeness; the last is the default. */
 const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Record<string, unknown>>> = {
   clone: cloneScenario,
+  'clone-backup': backupScenario,
 };
 const DEFAULT_SCENARIO = Object.keys(SCENARIOS).at(-1)!;
 
@@ -19,13 +21,24 @@ on success.
 
   --scenario NAME          ${Object.keys(SCENARIOS).join(' | ')} (default ${DEFAULT_SCENARIO})
   --vm-memory-mib N        guest memory (default 256)
-  --disk-mib N             guest disk size (default 64; used by disk scenarios, ignored by 'clone')
+  --disk-mib N             guest disk size (default 256)
   --dirty-rate N           pages per second the guest writes (default 20000)
+  --disk-write-rate N      4 KiB disk writes per second the guest makes (default 100)
   --pattern P              uniform | hotset | sequential (default hotset)
   --seed N                 content and workload seed (default 1)
   --max-downtime-ms N      allowed switchover time (default 300)
   --json                   end with one line of JSON with every figure
   --keep-logs              keep the fleet's log directory
+
+Scenario 'clone-backup' (the default): a VM with memory and disk under load on
+host-a is backed up through a live clone on host-b (the clone gets the disk as
+it was at the switchover, runs network-isolated, its disk is snapshotted and
+backed up, then it is removed), then backed up again incrementally; the first
+backup is restored to host-b and verified. Fields: backup.sourcePausedMs,
+backup.bytesRead, backup.bytesStored, backup.chunksNew, backup.chunksReused,
+backup.diskHash (content hash of the backed-up snapshot), incremental.* (the same
+for the incremental), restore.diskHash (read back from the restored disk),
+verify.badChunks.
 
 Scenario 'clone' fields: clone.rounds, clone.pagesPerRound, clone.bytesRaw,
 clone.bytesWire, clone.downtimeMs (source suspended to resumed, without
@@ -38,6 +51,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     'vm-memory-mib': { type: 'string' },
     'disk-mib': { type: 'string' },
     'dirty-rate': { type: 'string' },
+    'disk-write-rate': { type: 'string' },
     pattern: { type: 'string' },
     seed: { type: 'string' },
     'max-downtime-ms': { type: 'string' },
@@ -50,8 +64,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (!run) throw new InvalidArgumentError(`unknown scenario '${scenario}' (have: ${Object.keys(SCENARIOS).join(', ')})`);
   const args: DemoArgs = {
     vmMemoryMib: int(p, 'vm-memory-mib', 256),
-    diskMib: int(p, 'disk-mib', 64),
+    diskMib: int(p, 'disk-mib', 256),
     dirtyRate: int(p, 'dirty-rate', 20000),
+    diskWriteRate: int(p, 'disk-write-rate', 100),
     pattern: str(p, 'pattern', 'hotset'),
     seed: int(p, 'seed', 1),
     maxDowntimeMs: int(p, 'max-downtime-ms', 300),

@@ -27,6 +27,12 @@ export interface LocalFleetOptions {
   agentMemoryMib?: number;
   /** Where child processes write their logs (process mode); a temp dir by default. */
   logDir?: string;
+  /** All agents mount one datastore (as hosts on shared storage do): clones get overlays instead of disk copies. */
+  sharedDatastore?: boolean;
+  /** The coordinator's repository directory (default: `repo` in the fleet's temp dir). */
+  repoDir?: string;
+  /** Use this external repository address instead of one inside the coordinator. */
+  repository?: string;
   logger?: Logger;
 }
 
@@ -41,6 +47,8 @@ export class LocalFleet {
   client!: CoordinatorClient;
   grpcAddr = '';
   httpAddr = '';
+  /** The backup repository's gRPC address. */
+  repoAddr = '';
   logDir = '';
   private readonly components: Component[] = [];
   private coordinator: Component | undefined;
@@ -79,14 +87,35 @@ export class LocalFleet {
     return this.opts.heartbeatMs ?? 500;
   }
 
+  /** The backup repository's directory. */
+  async repoDir(): Promise<string> {
+    return this.opts.repoDir ?? path.join(await this.dataRoot, 'repo');
+  }
+
   async startCoordinator(): Promise<void> {
+    const repoDir = await this.repoDir();
     if (this.mode === 'in-process') {
       const nc = await connectNats(this.nats.url, 'doppel-coordinator');
-      const c = await Coordinator.start({ grpcListen: '127.0.0.1:0', httpListen: '127.0.0.1:0' }, { nc, logger: this.logger() });
+      const repo = this.opts.repository ? { repository: this.opts.repository } : { repoDir, repoListen: '127.0.0.1:0' };
+      const c = await Coordinator.start(
+        { grpcListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', ...repo },
+        { nc, logger: this.logger() },
+      );
+      this.repoAddr = c.repoAddr;
       this.setCoordinator(c.grpcAddr, c.httpAddr, { name: 'coordinator', stop: () => c.stop().finally(() => nc.close()) });
       return;
     }
-    const { ready, stop } = await this.spawnChild('coordinator', ['coordinator', '--nats', this.nats.url, '--grpc', '127.0.0.1:0', '--http', '127.0.0.1:0']);
+    const { ready, stop } = await this.spawnChild('coordinator', [
+      'coordinator',
+      '--nats',
+      this.nats.url,
+      '--grpc',
+      '127.0.0.1:0',
+      '--http',
+      '127.0.0.1:0',
+      ...(this.opts.repository ? ['--repository', this.opts.repository] : ['--repo-dir', repoDir, '--repo-listen', '127.0.0.1:0']),
+    ]);
+    this.repoAddr = String(ready.repository);
     this.setCoordinator(String(ready.grpc), String(ready.http), { name: 'coordinator', stop });
   }
 
@@ -112,6 +141,7 @@ export class LocalFleet {
   async startAgent(host: string, overrides: { memoryMib?: number } = {}): Promise<void> {
     const memoryMib = overrides.memoryMib ?? this.opts.agentMemoryMib;
     const dataDir = path.join(await this.dataRoot, host);
+    const datastoreDir = this.opts.sharedDatastore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
     if (this.mode === 'in-process') {
       const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`);
       const opts = compileAgentOptions({
@@ -122,7 +152,8 @@ export class LocalFleet {
         allowFaultInjection: this.opts.allowFaultInjection ?? false,
         ...(memoryMib ? { memoryMib } : {}),
       });
-      const agent = await Agent.start(opts, { driver: createDriver('sim'), logger: this.logger(), nc });
+      const driver = createDriver('sim', { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
+      const agent = await Agent.start(opts, { driver, logger: this.logger(), nc });
       this.agentObjects.set(host, agent);
       this.components.push({ name: host, stop: () => agent.stop().finally(() => nc.close()) });
       return;
@@ -130,6 +161,7 @@ export class LocalFleet {
     const args = ['agent', '--host', host, '--listen', '127.0.0.1:0', '--data', dataDir, '--nats', this.nats.url, '--driver', 'sim', '--heartbeat-ms', String(this.heartbeatMs)];
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
+    if (datastoreDir) args.push('--datastore', datastoreDir);
     const { stop, kill } = await this.spawnChild(host, args);
     this.components.push({ name: host, stop, kill });
   }

@@ -1,5 +1,6 @@
 /** Plain records to the API's message shapes (the same for gRPC and JSON). */
-import type { HostRecord, JobRecord, VmInfo } from '../../../shared/src/mod.js';
+import type { BackupRecord, HostRecord, JobRecord, VmInfo } from '../../../shared/src/mod.js';
+import type { Backup } from '../../../shared/src/gen/doppel/v1/Backup.js';
 import type { Host } from '../../../shared/src/gen/doppel/v1/Host.js';
 import type { VM } from '../../../shared/src/gen/doppel/v1/VM.js';
 import type { Job } from '../../../shared/src/gen/doppel/v1/Job.js';
@@ -18,6 +19,7 @@ export function hostMessage(h: HostRecord): Host {
     lastSeen: h.sentAt,
     agentRssBytes: h.rssBytes,
     agentPeakRssBytes: h.peakRssBytes,
+    datastore: h.datastore,
   };
 }
 
@@ -25,8 +27,17 @@ export function vmMessage(v: VmInfo): VM {
   return { ...v };
 }
 
+export function backupMessage(b: BackupRecord): Backup {
+  return { ...b, stats: { ...b.stats, clone: b.stats.clone ?? undefined } };
+}
+
 export function jobMessage(j: JobRecord): Job {
-  return { ...j, stats: j.stats ?? undefined };
+  return {
+    ...j,
+    stats: j.stats ?? undefined,
+    backup: j.backup ? { ...j.backup, result: j.backup.result ? backupMessage(j.backup.result) : undefined } : undefined,
+    restore: j.restore ?? undefined,
+  };
 }
 
 export function eventMessage(e: StoredEvent): Event {

@@ -5,7 +5,9 @@ import type { CoordinatorHandlers } from '../../../shared/src/gen/doppel/v1/Coor
 import type { WatchEventsRequest__Output } from '../../../shared/src/gen/doppel/v1/WatchEventsRequest.js';
 import type { Event } from '../../../shared/src/gen/doppel/v1/Event.js';
 import type { CoordinatorService } from '../service.js';
-import { eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+import type { BackupId__Output } from '../../../shared/src/gen/doppel/v1/BackupId.js';
+import type { VerifyReport } from '../../../shared/src/gen/doppel/v1/VerifyReport.js';
+import { backupMessage, eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
 
 function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -26,6 +28,23 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     CloneVM: unary(async (r) => jobMessage(await svc.cloneVm(r))),
     GetJob: unary(async (r) => jobMessage(await svc.getJob(r.id))),
     ListJobs: unary(async (r) => ({ jobs: (await svc.listJobs(r.limit)).map(jobMessage) })),
+    BackupVM: unary(async (r) => jobMessage(await svc.backupVm(r))),
+    ListBackups: unary(async (r) => ({ backups: (await svc.listBackups(r.vm, r.limit)).map(backupMessage) })),
+    GetBackup: unary(async (r) => backupMessage(await svc.getBackup(r.id))),
+    RestoreBackup: unary(async (r) => jobMessage(await svc.restoreBackup(r))),
+    VerifyBackup(call: ServerWritableStream<BackupId__Output, VerifyReport>) {
+      const ac = new AbortController();
+      call.on('cancelled', () => ac.abort());
+      svc
+        .verifyBackup(call.request.id, async (report) => {
+          if (!call.write(report)) await drainOrGone(call, 'cancelled', ac.signal);
+        })
+        .then(
+          () => call.end(),
+          // A server stream's error status goes out through 'error' (destroy() would drop it).
+          (err: unknown) => call.emit('error', toServiceError(err)),
+        );
+    },
     WatchEvents(call: ServerWritableStream<WatchEventsRequest__Output, Event>) {
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
@@ -42,7 +61,7 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
           () => call.end(),
           (err: unknown) => {
             log.warn({ err }, 'event watch failed');
-            call.destroy(toServiceError(err));
+            call.emit('error', toServiceError(err));
           },
         );
     },

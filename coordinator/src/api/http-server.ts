@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger } from '../../../shared/src/mod.js';
 import type { CoordinatorService } from '../service.js';
-import { eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+import { backupMessage, eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
 import { drainOrGone } from './grpc-server.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -62,6 +62,27 @@ export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestL
           return send(res, 200, { jobs: (await svc.listJobs(Number(url.searchParams.get('limit') ?? 100))).map(jobMessage) });
         case 'GET /v1/jobs/:':
           return send(res, 200, jobMessage(await svc.getJob(decodeURIComponent(parts[2]!))));
+        case 'POST /v1/backups':
+          return send(res, 202, jobMessage(await svc.backupVm((await readJson(req)) as { vm: string })));
+        case 'GET /v1/backups':
+          return send(res, 200, {
+            backups: (await svc.listBackups(url.searchParams.get('vm') ?? '', Number(url.searchParams.get('limit') ?? 1000))).map(backupMessage),
+          });
+        case 'GET /v1/backups/:':
+          return send(res, 200, backupMessage(await svc.getBackup(decodeURIComponent(parts[2]!))));
+        case 'POST /v1/backups/:/:': {
+          const id = decodeURIComponent(parts[2]!);
+          if (parts[3] === 'restore') {
+            const body = (await readJson(req)) as { toHost?: string; asName?: string; start?: boolean };
+            return send(res, 202, jobMessage(await svc.restoreBackup({ ...body, backup: id, toHost: body.toHost ?? '' })));
+          }
+          if (parts[3] !== 'verify') break;
+          // Newline-delimited JSON: progress reports, the last one with done = true and every bad chunk.
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          await svc.verifyBackup(id, (r) => void res.write(JSON.stringify(r) + '\n'));
+          res.end();
+          return;
+        }
         case 'GET /v1/events': {
           // Newline-delimited JSON; ?follow=1 keeps the response open for new events.
           const follow = url.searchParams.get('follow') === '1';

@@ -17,10 +17,19 @@ export const PAGE_SIZE = 4096;
 /** 64 pages = 256 KiB of raw data per batch: the size at which LZ4 and gRPC are both efficient. */
 export const BATCH_PAGES = 64;
 
-const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
+/** 16 disk blocks of 64 KiB = 1 MiB of raw data per disk batch. */
+export const DISK_BATCH_BLOCKS = 16;
 
+const ZERO = Buffer.alloc(64 * 1024);
+
+/** True when every byte is zero (any length; compared in 64 KiB slices against a zero buffer). */
 export function isZeroPage(page: Buffer): boolean {
-  return page.equals(ZERO_PAGE);
+  if (page.length <= ZERO.length) return page.equals(ZERO.subarray(0, page.length));
+  for (let off = 0; off < page.length; off += ZERO.length) {
+    const part = page.subarray(off, Math.min(page.length, off + ZERO.length));
+    if (!part.equals(ZERO.subarray(0, part.length))) return false;
+  }
+  return true;
 }
 
 function indicesCrc(crc: number, indices: readonly number[]): number {

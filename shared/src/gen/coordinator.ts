@@ -1,13 +1,23 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from './doppel/v1/Backup.js';
+import type { BackupDisk as _doppel_v1_BackupDisk, BackupDisk__Output as _doppel_v1_BackupDisk__Output } from './doppel/v1/BackupDisk.js';
+import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from './doppel/v1/BackupId.js';
+import type { BackupJob as _doppel_v1_BackupJob, BackupJob__Output as _doppel_v1_BackupJob__Output } from './doppel/v1/BackupJob.js';
+import type { BackupStats as _doppel_v1_BackupStats, BackupStats__Output as _doppel_v1_BackupStats__Output } from './doppel/v1/BackupStats.js';
+import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from './doppel/v1/BackupVMRequest.js';
 import type { Capacity as _doppel_v1_Capacity, Capacity__Output as _doppel_v1_Capacity__Output } from './doppel/v1/Capacity.js';
+import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Output as _doppel_v1_CatalogRequest__Output } from './doppel/v1/CatalogRequest.js';
+import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from './doppel/v1/CatalogResponse.js';
 import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1_ClonePlan__Output } from './doppel/v1/ClonePlan.js';
 import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from './doppel/v1/CloneStats.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from './doppel/v1/CloneVMRequest.js';
 import type { CoordinatorClient as _doppel_v1_CoordinatorClient, CoordinatorDefinition as _doppel_v1_CoordinatorDefinition } from './doppel/v1/Coordinator.js';
+import type { CorruptChunk as _doppel_v1_CorruptChunk, CorruptChunk__Output as _doppel_v1_CorruptChunk__Output } from './doppel/v1/CorruptChunk.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from './doppel/v1/CreateVMRequest.js';
 import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from './doppel/v1/DestroyVMResponse.js';
+import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from './doppel/v1/Disk.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from './doppel/v1/Event.js';
 import type { Host as _doppel_v1_Host, Host__Output as _doppel_v1_Host__Output } from './doppel/v1/Host.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from './doppel/v1/Job.js';
@@ -18,8 +28,11 @@ import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Ou
 import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from './doppel/v1/ListJobsResponse.js';
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from './doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from './doppel/v1/ListVMsResponse.js';
+import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from './doppel/v1/RestoreBackupRequest.js';
+import type { RestoreJob as _doppel_v1_RestoreJob, RestoreJob__Output as _doppel_v1_RestoreJob__Output } from './doppel/v1/RestoreJob.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from './doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from './doppel/v1/VMRef.js';
+import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from './doppel/v1/VerifyReport.js';
 import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from './doppel/v1/WatchEventsRequest.js';
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from './doppel/v1/Workload.js';
 
@@ -30,7 +43,15 @@ type SubtypeConstructor<Constructor extends new (...args: never) => unknown, Sub
 export interface ProtoGrpcType {
   doppel: {
     v1: {
+      Backup: MessageTypeDefinition<_doppel_v1_Backup, _doppel_v1_Backup__Output>
+      BackupDisk: MessageTypeDefinition<_doppel_v1_BackupDisk, _doppel_v1_BackupDisk__Output>
+      BackupId: MessageTypeDefinition<_doppel_v1_BackupId, _doppel_v1_BackupId__Output>
+      BackupJob: MessageTypeDefinition<_doppel_v1_BackupJob, _doppel_v1_BackupJob__Output>
+      BackupStats: MessageTypeDefinition<_doppel_v1_BackupStats, _doppel_v1_BackupStats__Output>
+      BackupVMRequest: MessageTypeDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_BackupVMRequest__Output>
       Capacity: MessageTypeDefinition<_doppel_v1_Capacity, _doppel_v1_Capacity__Output>
+      CatalogRequest: MessageTypeDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogRequest__Output>
+      CatalogResponse: MessageTypeDefinition<_doppel_v1_CatalogResponse, _doppel_v1_CatalogResponse__Output>
       ClonePlan: MessageTypeDefinition<_doppel_v1_ClonePlan, _doppel_v1_ClonePlan__Output>
       CloneStats: MessageTypeDefinition<_doppel_v1_CloneStats, _doppel_v1_CloneStats__Output>
       CloneVMRequest: MessageTypeDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_CloneVMRequest__Output>
@@ -39,8 +60,10 @@ export interface ProtoGrpcType {
        * JSON over HTTP (see README, "API").
        */
       Coordinator: SubtypeConstructor<typeof grpc.Client, _doppel_v1_CoordinatorClient> & { service: _doppel_v1_CoordinatorDefinition }
+      CorruptChunk: MessageTypeDefinition<_doppel_v1_CorruptChunk, _doppel_v1_CorruptChunk__Output>
       CreateVMRequest: MessageTypeDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_CreateVMRequest__Output>
       DestroyVMResponse: MessageTypeDefinition<_doppel_v1_DestroyVMResponse, _doppel_v1_DestroyVMResponse__Output>
+      Disk: MessageTypeDefinition<_doppel_v1_Disk, _doppel_v1_Disk__Output>
       Event: MessageTypeDefinition<_doppel_v1_Event, _doppel_v1_Event__Output>
       Host: MessageTypeDefinition<_doppel_v1_Host, _doppel_v1_Host__Output>
       Job: MessageTypeDefinition<_doppel_v1_Job, _doppel_v1_Job__Output>
@@ -51,8 +74,11 @@ export interface ProtoGrpcType {
       ListJobsResponse: MessageTypeDefinition<_doppel_v1_ListJobsResponse, _doppel_v1_ListJobsResponse__Output>
       ListVMsRequest: MessageTypeDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsRequest__Output>
       ListVMsResponse: MessageTypeDefinition<_doppel_v1_ListVMsResponse, _doppel_v1_ListVMsResponse__Output>
+      RestoreBackupRequest: MessageTypeDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_RestoreBackupRequest__Output>
+      RestoreJob: MessageTypeDefinition<_doppel_v1_RestoreJob, _doppel_v1_RestoreJob__Output>
       VM: MessageTypeDefinition<_doppel_v1_VM, _doppel_v1_VM__Output>
       VMRef: MessageTypeDefinition<_doppel_v1_VMRef, _doppel_v1_VMRef__Output>
+      VerifyReport: MessageTypeDefinition<_doppel_v1_VerifyReport, _doppel_v1_VerifyReport__Output>
       WatchEventsRequest: MessageTypeDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_WatchEventsRequest__Output>
       Workload: MessageTypeDefinition<_doppel_v1_Workload, _doppel_v1_Workload__Output>
     }

@@ -2,6 +2,13 @@ import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { DataPlaneClient as _doppel_v1_DataPlaneClient, DataPlaneDefinition as _doppel_v1_DataPlaneDefinition } from './doppel/v1/DataPlane.js';
+import type { DiskBlocks as _doppel_v1_DiskBlocks, DiskBlocks__Output as _doppel_v1_DiskBlocks__Output } from './doppel/v1/DiskBlocks.js';
+import type { DiskChanges as _doppel_v1_DiskChanges, DiskChanges__Output as _doppel_v1_DiskChanges__Output } from './doppel/v1/DiskChanges.js';
+import type { DiskCopyOpen as _doppel_v1_DiskCopyOpen, DiskCopyOpen__Output as _doppel_v1_DiskCopyOpen__Output } from './doppel/v1/DiskCopyOpen.js';
+import type { DiskCopySummary as _doppel_v1_DiskCopySummary, DiskCopySummary__Output as _doppel_v1_DiskCopySummary__Output } from './doppel/v1/DiskCopySummary.js';
+import type { DiskFrame as _doppel_v1_DiskFrame, DiskFrame__Output as _doppel_v1_DiskFrame__Output } from './doppel/v1/DiskFrame.js';
+import type { DiskShape as _doppel_v1_DiskShape, DiskShape__Output as _doppel_v1_DiskShape__Output } from './doppel/v1/DiskShape.js';
+import type { LayerChain as _doppel_v1_LayerChain, LayerChain__Output as _doppel_v1_LayerChain__Output } from './doppel/v1/LayerChain.js';
 import type { MachineState as _doppel_v1_MachineState, MachineState__Output as _doppel_v1_MachineState__Output } from './doppel/v1/MachineState.js';
 import type { PageBatch as _doppel_v1_PageBatch, PageBatch__Output as _doppel_v1_PageBatch__Output } from './doppel/v1/PageBatch.js';
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from './doppel/v1/PageFrame.js';
@@ -24,6 +31,13 @@ export interface ProtoGrpcType {
        * bandwidth probe) from the source agent to the target agent.
        */
       DataPlane: SubtypeConstructor<typeof grpc.Client, _doppel_v1_DataPlaneClient> & { service: _doppel_v1_DataPlaneDefinition }
+      DiskBlocks: MessageTypeDefinition<_doppel_v1_DiskBlocks, _doppel_v1_DiskBlocks__Output>
+      DiskChanges: MessageTypeDefinition<_doppel_v1_DiskChanges, _doppel_v1_DiskChanges__Output>
+      DiskCopyOpen: MessageTypeDefinition<_doppel_v1_DiskCopyOpen, _doppel_v1_DiskCopyOpen__Output>
+      DiskCopySummary: MessageTypeDefinition<_doppel_v1_DiskCopySummary, _doppel_v1_DiskCopySummary__Output>
+      DiskFrame: MessageTypeDefinition<_doppel_v1_DiskFrame, _doppel_v1_DiskFrame__Output>
+      DiskShape: MessageTypeDefinition<_doppel_v1_DiskShape, _doppel_v1_DiskShape__Output>
+      LayerChain: MessageTypeDefinition<_doppel_v1_LayerChain, _doppel_v1_LayerChain__Output>
       MachineState: MessageTypeDefinition<_doppel_v1_MachineState, _doppel_v1_MachineState__Output>
       PageBatch: MessageTypeDefinition<_doppel_v1_PageBatch, _doppel_v1_PageBatch__Output>
       PageFrame: MessageTypeDefinition<_doppel_v1_PageFrame, _doppel_v1_PageFrame__Output>

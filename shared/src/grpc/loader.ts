@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ProtoGrpcType as DataPlaneProto } from '../gen/dataplane.js';
 import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.js';
+import type { ProtoGrpcType as RepositoryProto } from '../gen/repository.js';
 
 export const PROTO_LOADER_OPTIONS: Options = {
   keepCase: false,
@@ -36,6 +37,7 @@ function load(file: string): GrpcObject {
 
 let dataPlane: DataPlaneProto | undefined;
 let coordinator: CoordinatorProto | undefined;
+let repository: RepositoryProto | undefined;
 
 export function loadDataPlaneProto(): DataPlaneProto {
   dataPlane ??= load('doppel/v1/dataplane.proto') as unknown as DataPlaneProto;
@@ -47,5 +49,16 @@ export function loadCoordinatorProto(): CoordinatorProto {
   return coordinator;
 }
 
+export function loadRepositoryProto(): RepositoryProto {
+  repository ??= load('doppel/v1/repository.proto') as unknown as RepositoryProto;
+  return repository;
+}
+
 /** Largest gRPC message the data plane accepts (a batch is at most 256 KiB raw). */
 export const DATA_PLANE_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest gRPC message of the backup repository, on server and client: one raw
+ * 4 MiB chunk (LZ4 could not shrink it) plus framing, or an index of up to about
+ * 240,000 digests (a disk of about 940 GiB at 4 MiB chunks).
+ */
+export const REPOSITORY_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;

@@ -31,17 +31,20 @@ export interface Buckets {
   hosts: KV;
   jobs: KV;
   links: KV;
+  backups: KV;
 }
 
 export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const [hosts, jobs, links] = await Promise.all([
+  const [hosts, jobs, links, backups] = await Promise.all([
     kvm.create(BUCKETS.hosts, { history: 1 }),
     // Job records are kept 30 days: a bounded history that still covers any report period of interest.
     kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS }),
     kvm.create(BUCKETS.links, { history: 1 }),
+    // The catalog has no TTL: a backup stays listed as long as its manifest is kept.
+    kvm.create(BUCKETS.backups, { history: 1 }),
   ]);
-  return { hosts, jobs, links };
+  return { hosts, jobs, links, backups };
 }
 
 export function jsClient(nc: NatsConnection): JetStreamClient {

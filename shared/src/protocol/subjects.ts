@@ -17,6 +17,8 @@ export const BUCKETS = {
   hosts: 'doppel-hosts',
   jobs: 'doppel-jobs',
   links: 'doppel-links',
+  /** The backup catalog: one entry per committed backup. */
+  backups: 'doppel-backups',
 } as const;
 
 /** Durable consumer through which the coordinator folds events into job records. */

@@ -66,6 +66,8 @@ export interface Heartbeat {
   rssBytes: number;
   peakRssBytes: number;
   startedAt: string;
+  /** Hosts reporting the same datastore id share their disk storage (linked clones need no disk copy). */
+  datastore: string;
   sentAt: string;
   /** `stopping` is sent once on a clean shutdown so the host is down at once. */
   status: 'up' | 'stopping';
@@ -96,6 +98,65 @@ export interface CloneStartArgs {
   verify: boolean;
   fault: string;
   maxBandwidthBytesPerS: number;
+  /** The target shares this host's datastore: the clone overlays the frozen disk instead of a copy. */
+  linked: boolean;
+}
+
+/** A backup's base, for an incremental: the catalog's latest backup of the VM. */
+export interface BackupBase {
+  backupId: string;
+  repository: string;
+}
+
+export interface BackupStartArgs {
+  jobId: string;
+  backupId: string;
+  vmId: string;
+  mode: BackupMode;
+  /** Clone mode: the live clone to make first (its target is the clone host). */
+  clone: CloneStartArgs | null;
+  /** Clone mode: the clone's host shares this host's datastore, so the clone overlays the frozen disk instead of a copy. */
+  linked: boolean;
+  /** Asked for an incremental and a base exists; null means a full backup. */
+  base: BackupBase | null;
+  /** Why the backup is full when an incremental was asked for and no base exists ('' otherwise). */
+  fullReason: string;
+  repository: string;
+  keepClone: boolean;
+}
+
+/** Source agent -> clone host: back the finished clone up (clone mode, after its disks arrived). */
+export interface CloneBackupArgs {
+  jobId: string;
+  backupId: string;
+  cloneVmId: string;
+  base: BackupBase | null;
+  fullReason: string;
+  repository: string;
+  keepClone: boolean;
+  /** Opaque to the clone host: goes into the manifest's metadata. */
+  metadataJson: string;
+}
+
+export interface UploadResult {
+  disks: BackupDisk[];
+  kind: BackupKind;
+  baseId: string;
+  fullReason: string;
+  bytesRead: number;
+  bytesStored: number;
+  chunksNew: number;
+  chunksReused: number;
+  chunksZero: number;
+  chunksTotal: number;
+  uploadMs: number;
+}
+
+export interface RestoreStartArgs {
+  jobId: string;
+  backup: BackupRecord;
+  name: string;
+  start: boolean;
 }
 
 export interface AgentCommands {
@@ -107,6 +168,9 @@ export interface AgentCommands {
   'clone.prepare': { args: ClonePrepareArgs; result: VmInfo };
   'clone.start': { args: CloneStartArgs; result: { accepted: true } };
   'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number }; result: { bytesPerSecond: number } };
+  'backup.start': { args: BackupStartArgs; result: { accepted: true } };
+  'clone.backup': { args: CloneBackupArgs; result: UploadResult };
+  'vm.restore': { args: RestoreStartArgs; result: { accepted: true; vm: VmInfo } };
 }
 
 export type AgentOp = keyof AgentCommands;
@@ -153,11 +217,87 @@ export interface CloneStats {
   stopReason: string;
   finalPages: number;
   round0BytesPerS: number;
+  /** The clone's disks: blocks copied (0 when linked), their raw and wire bytes, and how long it took. */
+  diskBlocks: number;
+  diskBytesRaw: number;
+  diskBytesWire: number;
+  diskCopyMs: number;
+  /** The clone overlays the source's frozen disk on a shared datastore instead of a copy. */
+  diskLinked: boolean;
 }
+
+export type BackupMode = 'clone' | 'direct';
+export type BackupKind = 'full' | 'incremental';
+
+export interface BackupDisk {
+  name: string;
+  sizeBytes: number;
+  chunkSize: number;
+  chunks: number;
+  zeroChunks: number;
+  /** SHA-256 over the chunk digests: equal hashes mean equal disks (docs/decisions.md). */
+  contentHash: string;
+}
+
+export interface BackupStats {
+  sourcePausedMs: number;
+  bytesRead: number;
+  bytesStored: number;
+  chunksNew: number;
+  chunksReused: number;
+  chunksZero: number;
+  chunksTotal: number;
+  diskCopyMs: number;
+  diskCopyBytes: number;
+  linkedClone: boolean;
+  uploadMs: number;
+  totalMs: number;
+  clone: CloneStats | null;
+}
+
+/** A catalog entry: one committed backup (its manifest exists in the repository). */
+export interface BackupRecord {
+  id: string;
+  vm: string;
+  vmName: string;
+  host: string;
+  createdAt: string;
+  mode: BackupMode;
+  kind: BackupKind;
+  baseId: string;
+  fullReason: string;
+  repository: string;
+  disks: BackupDisk[];
+  stats: BackupStats;
+  spec: VmSpec;
+}
+
+export interface BackupJobInfo {
+  backupId: string;
+  mode: BackupMode;
+  incremental: boolean;
+  baseBackupId: string;
+  keepClone: boolean;
+  repository: string;
+  result: BackupRecord | null;
+}
+
+export interface RestoreJobInfo {
+  backupId: string;
+  targetHost: string;
+  vmName: string;
+  vmId: string;
+  diskHashes: string[];
+  hashesMatch: boolean;
+  bytesWritten: number;
+  ms: number;
+}
+
+export type JobKind = 'clone' | 'backup' | 'restore';
 
 export interface JobRecord {
   id: string;
-  kind: 'clone';
+  kind: JobKind;
   state: JobState;
   vm: string;
   createdAt: string;
@@ -168,6 +308,11 @@ export interface JobRecord {
   errorName: string;
   currentRound: number;
   lastRoundPages: number;
+  backup: BackupJobInfo | null;
+  restore: RestoreJobInfo | null;
+  /** What the job does now (pre-copy, disk-copy, upload...) and how far, 0..1 when known. */
+  phase: string;
+  progress: number;
 }
 
 interface EventBase {
@@ -181,8 +326,15 @@ export type DoppelEvent =
   | (EventBase & { type: 'clone.started'; plan: ClonePlan })
   | (EventBase & { type: 'clone.round'; round: number; pages: number; bytesRaw: number; bytesWire: number; ms: number })
   | (EventBase & { type: 'clone.switchover'; finalPages: number; downtimeMs: number })
+  | (EventBase & { type: 'clone.disk-copied'; blocks: number; bytesRaw: number; bytesWire: number; ms: number; linked: boolean })
   | (EventBase & { type: 'clone.completed'; stats: CloneStats })
   | (EventBase & { type: 'clone.failed'; error: ErrorJson })
+  | (EventBase & { type: 'backup.progress'; phase: string; progress: number; detail: string })
+  | (EventBase & { type: 'backup.completed'; backup: BackupRecord })
+  | (EventBase & { type: 'backup.failed'; error: ErrorJson })
+  | (EventBase & { type: 'restore.progress'; phase: string; progress: number })
+  | (EventBase & { type: 'restore.completed'; restore: RestoreJobInfo })
+  | (EventBase & { type: 'restore.failed'; error: ErrorJson })
   | (EventBase & { type: 'host.up' | 'host.down' })
   | (EventBase & { type: 'vm.created' | 'vm.running' | 'vm.destroyed' });
 

@@ -9,18 +9,19 @@ export const CONTENT_MIX = { zero: 0.35, compressible: 0.45, random: 0.2 } as co
 
 const TEMPLATE_COUNT = 16;
 
-function templates(pageSize: number, seed: number): Buffer[] {
+/** Text-like records (compressible, as kernel and log data are), `size` bytes each; the same for the same seed. */
+export function textTemplates(size: number, seed: number): Buffer[] {
   const words = ['kernel', 'inode', 'dentry', 'socket', 'buffer', 'slab', 'task', 'page', 'vma', 'mutex', 'irq', 'timer'];
   const rnd = splitmix32(seed ^ 0x5eed);
   const out: Buffer[] = [];
   for (let t = 0; t < TEMPLATE_COUNT; t++) {
     let text = '';
-    while (text.length < pageSize) {
+    while (text.length < size) {
       const a = words[rnd() % words.length]!;
       const b = words[rnd() % words.length]!;
       text += `${a}_${(rnd() % 4096).toString(16).padStart(4, '0')} ${b}=${rnd() % 100000} flags=0x${(rnd() % 256).toString(16)}\n`;
     }
-    out.push(Buffer.from(text.slice(0, pageSize), 'latin1'));
+    out.push(Buffer.from(text.slice(0, size), 'latin1'));
   }
   return out;
 }
@@ -29,7 +30,7 @@ function templates(pageSize: number, seed: number): Buffer[] {
 export function fillGuestMemory(memory: SharedArrayBuffer, pageSize: number, seed: number): void {
   const pageCount = memory.byteLength / pageSize;
   const view = Buffer.from(memory);
-  const tpl = templates(pageSize, seed);
+  const tpl = textTemplates(pageSize, seed);
   const key = createHash('sha256').update(`doppel-guest-${seed}`).digest();
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   const zeros = Buffer.alloc(pageSize);

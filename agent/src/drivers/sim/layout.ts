@@ -1,13 +1,19 @@
 /**
  * Shared-memory layout of a simulated guest: the control words of the
  * suspend/resume handshake and the machine-state words that the guest worker
- * keeps current as it runs. Used by both the driver and the worker thread.
+ * keeps current as it runs, plus the disk data and the messages the driver and
+ * the worker exchange. Used by both the driver and the worker thread.
  */
+import type { MessagePort } from 'node:worker_threads';
+import type { LayerDesc } from './layer-io.js';
+
 export const CTRL = {
   /** Requested by the driver: RUN, SUSPEND or STOP. */
   cmd: 0,
   /** Acknowledged by the guest: RUNNING, SUSPENDED or STOPPED. */
   state: 1,
+  /** 1 while the NIC is cut off: its counters stop. */
+  netIsolated: 2,
   length: 4,
 } as const;
 
@@ -37,11 +43,26 @@ export const MS = {
   timerTicks: 16,
   writesLo: 17,
   writesHi: 18,
+  diskCursor: 19,
+  diskWritesLo: 20,
+  diskWritesHi: 21,
   length: 24,
 } as const;
 
 export const VCPU_FIELDS = ['rip', 'rsp', 'rax', 'rbx', 'flags', 'tscLo', 'tscHi', 'prng0', 'prng1', 'prng2', 'prng3'] as const;
-export const DEVICE_FIELDS = ['cursor', 'nicRx', 'nicTx', 'blkReads', 'blkWrites', 'timerTicks', 'writesLo', 'writesHi'] as const;
+export const DEVICE_FIELDS = [
+  'cursor',
+  'nicRx',
+  'nicTx',
+  'blkReads',
+  'blkWrites',
+  'timerTicks',
+  'writesLo',
+  'writesHi',
+  'diskCursor',
+  'diskWritesLo',
+  'diskWritesHi',
+] as const;
 
 export const PATTERN_CODE = { uniform: 0, hotset: 1, sequential: 2 } as const;
 
@@ -60,4 +81,38 @@ export interface GuestWorkerData {
   pattern: number;
   hotBase: number;
   hotPages: number;
+  /** The workload seed (the disk workload's hot set comes from it). */
+  seed: number;
+  /** 4 KiB disk writes per second over all disks. */
+  diskWriteRate: number;
+  disks: WorkerDisksData;
 }
+
+/** One disk's chain as the worker opens it. */
+export interface WorkerChain {
+  layers: LayerDesc[];
+  shared: number;
+}
+
+/** The guest's disks: the worker is their only writer while it runs. */
+export interface WorkerDisksData {
+  /** Where the worker rewrites the chain record when it ends a merge. */
+  vmDir: string;
+  blockSize: number;
+  blockCounts: number[];
+  chains: WorkerChain[];
+  /** Per disk, the changed-block-tracking bitmap the worker sets a bit in after each write. */
+  cbt: SharedArrayBuffer[];
+  /** Per disk, the blocks a merge still has to copy. */
+  pending: SharedArrayBuffer[];
+  /** Int32 per disk: the merge the driver asked for (its id), 0 when none; the worker zeroes it when done. */
+  mergeCtl: SharedArrayBuffer;
+  /** Messages both ways; the worker reads it synchronously (receiveMessageOnPort) between writes. */
+  port: MessagePort;
+}
+
+/** Driver to worker. `chain` replaces every chain and drops any merge in progress. */
+export type ToWorker = { t: 'chain'; chains: WorkerChain[] } | { t: 'merge'; disk: number; id: number };
+
+/** Worker to driver: a merge ended; `dropped` are the layers no longer in the chain (the chain record is written). */
+export type FromWorker = { t: 'merged'; disk: number; id: number; dropped: string[] };

@@ -1,20 +1,127 @@
-/** The simulated hypervisor: the embedded default driver. */
-import { newId, AlreadyExistsError } from '../../../../shared/src/mod.js';
+/**
+ * The simulated hypervisor: the embedded default driver.
+ *
+ * On disk, under `dataDir`: `host.json` (this host's id, used in layer
+ * references), `vms/<vmId>/` (vm.json, disks.json, cbt.json) and, unless
+ * another directory is given, the datastore that holds the disk layers.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AlreadyExistsError, newId } from '../../../../shared/src/mod.js';
 import type { VmSpec } from '../../../../shared/src/mod.js';
-import type { CreateVmOptions, HypervisorDriver } from '../driver.js';
+import type { CreateVmOptions, DatastoreInfo, HypervisorDriver } from '../driver.js';
+import { readChainRecord } from './chain-record.js';
+import { Datastore } from './datastore.js';
 import { SimVm } from './sim-vm.js';
+import { VmDisks, type DiskStart } from './vm-disks.js';
+import { readVmRecord, writeVmRecord } from './vm-record.js';
+
+export interface SimDriverOptions {
+  /** Where this host keeps its VMs' configuration (and, by default, its datastore). */
+  dataDir: string;
+  /** The datastore directory; several hosts given the same one share their disks' layers. Default `<dataDir>/datastore`. */
+  datastoreDir?: string;
+}
 
 export class SimDriver implements HypervisorDriver {
   readonly name = 'sim';
+  readonly datastore: DatastoreInfo;
+  private readonly ds: Datastore;
+  private readonly hostId: string;
+  private readonly vmsDir: string;
   private readonly vms = new Map<string, SimVm>();
+
+  constructor(opts: SimDriverOptions) {
+    this.vmsDir = join(opts.dataDir, 'vms');
+    mkdirSync(this.vmsDir, { recursive: true });
+    this.hostId = hostIdOf(opts.dataDir);
+    this.ds = new Datastore(opts.datastoreDir ?? join(opts.dataDir, 'datastore'));
+    this.datastore = this.ds.info;
+  }
+
+  /** This VM's name in the references of the layers it uses. */
+  private ref(vmId: string): string {
+    return `${this.hostId}.${vmId}`;
+  }
+
+  /**
+   * Loads the VMs a previous run left. Disks and configuration persist; memory does not, so each comes back
+   * suspended with memory as at a fresh boot (a host reboot). Half-made VMs (an incoming clone or a restore that
+   * never ran) are deleted, and so are layers only they, or an interrupted merge, referenced.
+   */
+  async load(): Promise<SimVm[]> {
+    const loaded: SimVm[] = [];
+    /** VMs left on disk because they could not be loaded: their layers stay. */
+    const kept = new Set<string>();
+    for (const id of readdirSync(this.vmsDir)) {
+      if (this.vms.has(id)) continue;
+      const dir = join(this.vmsDir, id);
+      const rec = readVmRecord(dir);
+      if (!rec || !rec.complete || rec.id !== id) {
+        this.removeVmDir(id);
+        continue;
+      }
+      try {
+        const disks = VmDisks.load(this.ds, dir, this.ref(id), rec.spec.disks);
+        const vm = new SimVm({ ...rec, memory: 'boot', disks, vmDir: dir, complete: true });
+        this.vms.set(id, vm);
+        loaded.push(vm);
+      } catch {
+        kept.add(id);
+      }
+    }
+    this.collectGarbage(kept);
+    return loaded;
+  }
+
+  /** Drops this host's references that no VM's chain holds (left by a crash mid-snapshot or mid-merge). */
+  private collectGarbage(kept: ReadonlySet<string>): void {
+    const prefix = `${this.hostId}.`;
+    const uses = new Map<string, Set<string>>();
+    for (const vm of this.vms.values()) uses.set(vm.id, new Set(vm.diskChains().flat()));
+    for (const layer of this.ds.layerIds()) {
+      for (const ref of this.ds.refs(layer)) {
+        if (!ref.startsWith(prefix)) continue;
+        const vmId = ref.slice(prefix.length);
+        if (kept.has(vmId) || uses.get(vmId)?.has(layer)) continue;
+        this.ds.dropRef(layer, ref);
+      }
+    }
+  }
+
+  private removeVmDir(id: string): void {
+    const dir = join(this.vmsDir, id);
+    try {
+      for (const chain of readChainRecord(dir)) for (const layer of chain.layers) this.ds.dropRef(layer, this.ref(id));
+    } catch {
+      // No chain record: the disks were never made, or collectGarbage finds the references.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 
   async create(spec: VmSpec, opts: CreateVmOptions = {}): Promise<SimVm> {
     for (const vm of this.vms.values()) {
       if (vm.spec.name === spec.name) throw new AlreadyExistsError(`a VM named '${spec.name}' already exists on this host`);
     }
-    const vm = new SimVm(newId('vm'), spec, opts.cloneOf ?? '', opts.incoming === true);
-    this.vms.set(vm.id, vm);
-    if (!opts.incoming) await vm.run();
+    const id = newId('vm');
+    const dir = join(this.vmsDir, id);
+    const target = opts.incoming === true || opts.restore === true;
+    mkdirSync(dir, { recursive: true });
+    const record = { id, spec, cloneOf: opts.cloneOf ?? '', networkIsolated: false, complete: false };
+    let vm: SimVm;
+    try {
+      // Incomplete until the disks exist: a crash before then leaves a VM the next load deletes.
+      writeVmRecord(dir, record);
+      const start: DiskStart = opts.linkedDisks ? { kind: 'linked', chains: opts.linkedDisks } : target ? { kind: 'blank' } : { kind: 'image' };
+      const disks = VmDisks.create(this.ds, dir, this.ref(id), spec.disks, start);
+      vm = new SimVm({ ...record, memory: opts.incoming ? 'empty' : 'boot', disks, vmDir: dir, complete: !target });
+      vm.saveRecord();
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    this.vms.set(id, vm);
+    if (!target) await vm.run();
     return vm;
   }
 
@@ -30,11 +137,37 @@ export class SimDriver implements HypervisorDriver {
     const vm = this.vms.get(id);
     if (!vm) return false;
     this.vms.delete(id);
-    await vm.stop();
+    try {
+      await vm.destroy();
+    } finally {
+      rmSync(join(this.vmsDir, id), { recursive: true, force: true });
+    }
     return true;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.vms.keys()].map((id) => this.destroy(id)));
+  /** For tests: a host crash. Every guest dies at once and nothing is written; a new driver on the same directories loads what is left. */
+  async crash(): Promise<void> {
+    const vms = [...this.vms.values()];
+    this.vms.clear();
+    await Promise.all(vms.map((vm) => vm.crash()));
   }
+
+  /** A clean stop: every VM stops and is kept, with its change tracking written as clean. */
+  async close(): Promise<void> {
+    const vms = [...this.vms.values()];
+    this.vms.clear();
+    await Promise.all(vms.map((vm) => vm.close()));
+  }
+}
+
+/** A random id made once per data directory. */
+function hostIdOf(dataDir: string): string {
+  const file = join(dataDir, 'host.json');
+  if (existsSync(file)) {
+    const id = (JSON.parse(readFileSync(file, 'utf8')) as { id?: unknown }).id;
+    if (typeof id === 'string' && /^[A-Za-z0-9-]+$/.test(id)) return id;
+  }
+  const id = newId('host');
+  writeFileSync(file, JSON.stringify({ id }));
+  return id;
 }

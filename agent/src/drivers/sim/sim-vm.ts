@@ -1,29 +1,51 @@
 /**
  * One simulated VM: guest memory and its dirty bitmap in SharedArrayBuffers, a
- * worker thread as its vCPU, and machine state that the worker keeps current.
+ * worker thread as its vCPU, machine state that the worker keeps current, and
+ * disks as layer chains in the datastore (see vm-disks.ts).
+ *
+ * What persists is what a host reboot keeps: the configuration and the disks.
+ * Memory does not: a VM loaded after an agent restart comes back suspended,
+ * with memory and vCPU state as at a fresh boot from its seed.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type TransferListItem } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmInfo, VmRunState, VmSpec } from '../../../../shared/src/mod.js';
-import { InternalError, InvalidArgumentError, PAGE_SIZE, isZeroPage } from '../../../../shared/src/mod.js';
-import type { DriverVm, GuestPages, MachineStateBlob } from '../driver.js';
+import { FailedPreconditionError, InternalError, InvalidArgumentError, PAGE_SIZE, isZeroPage } from '../../../../shared/src/mod.js';
+import type { BlockChanges, DiskInfo, DiskSnapshot, DiskView, DriverVm, GuestPages, MachineStateBlob, SnapshotOptions, SnapshotOutcome } from '../driver.js';
 import { CMD, CTRL, DEVICE_FIELDS, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
 import { fillGuestMemory } from './content.js';
 import { seedState } from './prng.js';
+import type { VmDisks } from './vm-disks.js';
+import { ChangeTracker } from './cbt.js';
+import { writeVmRecord } from './vm-record.js';
+import { waitWhile } from './wait.js';
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 
-function workerFor(data: GuestWorkerData): Worker {
+function workerFor(data: GuestWorkerData, transferList: TransferListItem[]): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // Running from sources under tsx: register tsx in the worker before loading the TypeScript entry.
     const entry = new URL('./guest-worker.ts', here).href;
     const api = import.meta.resolve('tsx/esm/api');
     const boot = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
-    return new Worker(boot, { eval: true, workerData: data });
+    return new Worker(boot, { eval: true, workerData: data, transferList });
   }
-  return new Worker(new URL('./guest-worker.js', here), { workerData: data });
+  return new Worker(new URL('./guest-worker.js', here), { workerData: data, transferList });
+}
+
+export interface SimVmInit {
+  id: string;
+  spec: VmSpec;
+  cloneOf: string;
+  /** `boot`: memory and vCPU as at a fresh boot from the seed; `empty`: zeros, awaiting incoming state. */
+  memory: 'boot' | 'empty';
+  disks: VmDisks;
+  vmDir: string;
+  networkIsolated: boolean;
+  /** False for an incoming clone or a restore until it first runs. */
+  complete: boolean;
 }
 
 export class SimVm implements DriverVm {
@@ -36,13 +58,25 @@ export class SimVm implements DriverVm {
   private worker: Worker | undefined;
   private workerError: Error | undefined;
   private _state: VmRunState = 'suspended';
+  readonly id: string;
+  readonly spec: VmSpec;
+  readonly cloneOf: string;
+  private readonly vmDisks: VmDisks;
+  private readonly vmDir: string;
+  private isolated: boolean;
+  private complete: boolean;
+  /** Run, suspend, snapshots, merges and disk writes take turns: each sees the guest either running or parked. */
+  private turn: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    readonly id: string,
-    readonly spec: VmSpec,
-    readonly cloneOf: string,
-    incoming: boolean,
-  ) {
+  constructor(init: SimVmInit) {
+    const { spec } = init;
+    this.id = init.id;
+    this.spec = spec;
+    this.cloneOf = init.cloneOf;
+    this.vmDisks = init.disks;
+    this.vmDir = init.vmDir;
+    this.isolated = init.networkIsolated;
+    this.complete = init.complete;
     this.pageCount = (spec.memoryMib * 1024 * 1024) / this.pageSize;
     this.buffers = {
       memory: new SharedArrayBuffer(this.pageCount * this.pageSize),
@@ -54,7 +88,8 @@ export class SimVm implements DriverVm {
     this.machine = new Uint32Array(this.buffers.machine);
     this.dirty = new Int32Array(this.buffers.dirty);
     Atomics.store(this.ctrl, CTRL.state, STATE.booting);
-    if (!incoming) {
+    Atomics.store(this.ctrl, CTRL.netIsolated, this.isolated ? 1 : 0);
+    if (init.memory === 'boot') {
       fillGuestMemory(this.buffers.memory, this.pageSize, spec.workload.seed);
       const s = seedState(spec.workload.seed);
       this.machine.set(s, MS.prng0);
@@ -67,17 +102,46 @@ export class SimVm implements DriverVm {
     return this._state;
   }
 
-  async run(): Promise<void> {
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.turn.then(fn, fn);
+    this.turn = p.catch(() => undefined);
+    return p;
+  }
+
+  get networkIsolated(): boolean {
+    return this.isolated;
+  }
+
+  run(opts: { isolateNetwork?: boolean } = {}): Promise<void> {
+    return this.exclusive(() => this.runNow(opts));
+  }
+
+  private async runNow(opts: { isolateNetwork?: boolean } = {}): Promise<void> {
     if (this.workerError) throw new InternalError(`vm ${this.id}: guest crashed: ${this.workerError.message}`);
+    if (opts.isolateNetwork && !this.isolated) {
+      this.isolated = true;
+      Atomics.store(this.ctrl, CTRL.netIsolated, 1);
+      this.saveRecord();
+    }
     if (this._state === 'running') return;
     Atomics.store(this.ctrl, CTRL.cmd, CMD.run);
     Atomics.notify(this.ctrl, CTRL.cmd);
     if (!this.worker) this.startWorker();
     await this.waitState(STATE.running);
     this._state = 'running';
+    if (!this.complete) {
+      // An incoming clone or a restore runs once it is whole: from now on a restart keeps it.
+      this.complete = true;
+      this.saveRecord();
+    }
+    this.vmDisks.compact(true, () => this.wake());
   }
 
-  async suspend(): Promise<void> {
+  suspend(): Promise<void> {
+    return this.exclusive(() => this.suspendNow());
+  }
+
+  private async suspendNow(): Promise<void> {
     if (!this.worker || this._state === 'suspended') {
       this._state = 'suspended';
       return;
@@ -95,7 +159,8 @@ export class SimVm implements DriverVm {
     this._state = 'suspended';
   }
 
-  async stop(): Promise<void> {
+  /** Stops the vCPU for good (before a destroy or a driver close). */
+  private async stopWorker(): Promise<void> {
     const w = this.worker;
     if (!w) return;
     Atomics.store(this.ctrl, CTRL.cmd, CMD.stop);
@@ -106,10 +171,62 @@ export class SimVm implements DriverVm {
       this.worker = undefined;
       this._state = 'suspended';
       await w.terminate();
+      this.vmDisks.detachWorker();
     }
   }
 
+  /** Wakes a guest that sleeps between writes, so it sees a message at once. */
+  private wake(): void {
+    Atomics.notify(this.ctrl, CTRL.cmd);
+  }
+
+  markComplete(): void {
+    if (this.complete) return;
+    this.complete = true;
+    this.saveRecord();
+  }
+
+  /** Writes the VM's configuration record (vm.json). */
+  saveRecord(): void {
+    writeVmRecord(this.vmDir, { id: this.id, spec: this.spec, cloneOf: this.cloneOf, networkIsolated: this.isolated, complete: this.complete });
+  }
+
+  /** The guest is running and able to answer (merges in it can progress). */
+  private get live(): boolean {
+    return this._state === 'running' && this.worker !== undefined && !this.workerError;
+  }
+
+  /**
+   * A clean stop: the vCPU stops, open snapshots end as aborted, change tracking is written as clean. A guest
+   * that crashed may have written a block without setting its bit, so its tracking stays marked in use (lost).
+   */
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      let clean = this.workerError === undefined;
+      try {
+        await this.stopWorker();
+      } catch {
+        clean = false;
+      }
+      this.vmDisks.abortSnapshots();
+      this.vmDisks.close();
+      if (clean) ChangeTracker.save(this.vmDir, this.vmDisks.trackers, true);
+    });
+  }
+
+  /** Stops the vCPU and deletes the VM's disks (shared bases stay while others use them). */
+  destroy(): Promise<void> {
+    return this.exclusive(async () => {
+      try {
+        await this.stopWorker();
+      } finally {
+        this.vmDisks.destroy();
+      }
+    });
+  }
+
   private startWorker(): void {
+    const disks = this.vmDisks.workerData();
     const { hotset } = PATTERN_CODE;
     const hotPages = Math.max(1, Math.floor(this.pageCount / 10));
     const data: GuestWorkerData = {
@@ -120,10 +237,16 @@ export class SimVm implements DriverVm {
       pattern: PATTERN_CODE[this.spec.workload.pattern] ?? hotset,
       hotPages,
       hotBase: (this.spec.workload.seed * 7919) % Math.max(1, this.pageCount - hotPages),
+      seed: this.spec.workload.seed,
+      diskWriteRate: this.spec.workload.diskWriteRate ?? 0,
+      disks: disks.data,
     };
-    const w = workerFor(data);
+    const w = workerFor(data, [disks.transfer]);
     w.on('error', (err) => {
       this.workerError = err;
+    });
+    w.on('exit', (code) => {
+      if (this.worker === w) this.workerError ??= new Error(`the guest exited (code ${code})`);
     });
     this.worker = w;
   }
@@ -137,8 +260,7 @@ export class SimVm implements DriverVm {
       if (this.workerError) throw new InternalError(`vm ${this.id}: guest crashed: ${this.workerError.message}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new InternalError(`vm ${this.id}: guest did not acknowledge state ${want} within ${HANDSHAKE_TIMEOUT_MS} ms`);
-      const r = Atomics.waitAsync(this.ctrl, CTRL.state, cur, Math.min(left, 50));
-      if (r.async) await r.value;
+      await waitWhile(this.ctrl, CTRL.state, cur, Math.min(left, 50));
     }
   }
 
@@ -228,7 +350,86 @@ export class SimVm implements DriverVm {
     return this.machine[MS.writesHi]! * 2 ** 32 + this.machine[MS.writesLo]!;
   }
 
+  diskWrites(): number {
+    return this.machine[MS.diskWritesHi]! * 2 ** 32 + this.machine[MS.diskWritesLo]!;
+  }
+
+  disks(): DiskInfo[] {
+    return this.vmDisks.infos.map((i) => ({ ...i }));
+  }
+
+  /** Layer ids per disk, bottom first (for tests and diagnostics). */
+  diskChains(): string[][] {
+    return this.vmDisks.chainIds();
+  }
+
+  /** The disk as it is now, for tests and checks: consistent only while the guest is suspended. */
+  liveDiskView(disk: number): DiskView {
+    return this.vmDisks.liveView(disk);
+  }
+
+  /**
+   * For tests: what a host crash leaves. The vCPU dies at once, nothing is written on the way out (change
+   * tracking stays marked in use), and the files are closed. The VM object is unusable afterwards.
+   */
+  async crash(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this._state = 'suspended';
+    if (w) await w.terminate();
+    this.vmDisks.close();
+  }
+
+  /** Resolves once no disk merge runs (a merge starts when a snapshot is released). */
+  settleDisks(): Promise<void> {
+    return this.exclusive(() => this.vmDisks.settle(() => this.live));
+  }
+
+  snapshotDisks(opts: SnapshotOptions = {}): Promise<DiskSnapshot> {
+    return this.exclusive(async () => {
+      await this.vmDisks.settle(() => this.live);
+      const wasRunning = this._state === 'running';
+      if (wasRunning) await this.suspendNow();
+      try {
+        // A merge asked for just before the suspend is finished here; normally there is none.
+        this.vmDisks.mergeHere();
+        return this.vmDisks.freeze(opts, this);
+      } finally {
+        if (wasRunning) await this.runNow();
+      }
+    });
+  }
+
+  /** Called by a snapshot's release(). */
+  releaseSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome): Promise<void> {
+    return this.exclusive(async () => {
+      this.vmDisks.endSnapshot(snap, outcome);
+      this.vmDisks.compact(this.live, () => this.wake());
+    });
+  }
+
+  writeDiskBlocks(disk: number, first: number, data: Buffer): Promise<void> {
+    return this.exclusive(async () => {
+      if (this._state === 'running') throw new FailedPreconditionError(`vm ${this.id} is running: its disks take blocks only while it is not`);
+      this.vmDisks.mergeHere();
+      await this.vmDisks.writeBlocks(disk, first, data);
+    });
+  }
+
+  linkDisks(chains: string[][]): Promise<void> {
+    return this.exclusive(async () => {
+      if (this._state === 'running') throw new FailedPreconditionError(`vm ${this.id} is running: its disks can be linked only before it runs`);
+      this.vmDisks.link(chains);
+    });
+  }
+
+  inheritChanges(disk: number, changes: BlockChanges | null): void {
+    const t = this.vmDisks.trackers[disk];
+    if (!t) throw new InvalidArgumentError(`disk ${disk} does not exist (vm ${this.id} has ${this.vmDisks.trackers.length})`);
+    t.inherit(changes);
+  }
+
   info(host: string): VmInfo {
-    return { id: this.id, host, state: this._state, cloneOf: this.cloneOf, ...this.spec };
+    return { id: this.id, host, state: this._state, cloneOf: this.cloneOf, networkIsolated: this.isolated, ...this.spec };
   }
 }

@@ -16,6 +16,17 @@ export interface CloneStats {
   'stopReason'?: (string);
   'finalPages'?: (number);
   'round0BytesPerS'?: (number | string);
+  /**
+   * disk blocks copied to the clone (0 when linked)
+   */
+  'diskBlocks'?: (number | string | Long);
+  'diskBytesRaw'?: (number | string | Long);
+  'diskBytesWire'?: (number | string | Long);
+  'diskCopyMs'?: (number | string);
+  /**
+   * the clone overlays the source's frozen disk on a shared datastore
+   */
+  'diskLinked'?: (boolean);
 }
 
 export interface CloneStats__Output {
@@ -32,4 +43,15 @@ export interface CloneStats__Output {
   'stopReason': (string);
   'finalPages': (number);
   'round0BytesPerS': (number);
+  /**
+   * disk blocks copied to the clone (0 when linked)
+   */
+  'diskBlocks': (number);
+  'diskBytesRaw': (number);
+  'diskBytesWire': (number);
+  'diskCopyMs': (number);
+  /**
+   * the clone overlays the source's frozen disk on a shared datastore
+   */
+  'diskLinked': (boolean);
 }

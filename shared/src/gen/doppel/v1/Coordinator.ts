@@ -2,6 +2,11 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from '../../doppel/v1/Backup.js';
+import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from '../../doppel/v1/BackupId.js';
+import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from '../../doppel/v1/BackupVMRequest.js';
+import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Output as _doppel_v1_CatalogRequest__Output } from '../../doppel/v1/CatalogRequest.js';
+import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from '../../doppel/v1/CatalogResponse.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from '../../doppel/v1/CloneVMRequest.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from '../../doppel/v1/CreateVMRequest.js';
 import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from '../../doppel/v1/DestroyVMResponse.js';
@@ -14,8 +19,10 @@ import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Ou
 import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from '../../doppel/v1/ListJobsResponse.js';
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from '../../doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from '../../doppel/v1/ListVMsResponse.js';
+import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from '../../doppel/v1/RestoreBackupRequest.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from '../../doppel/v1/VMRef.js';
+import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from '../../doppel/v1/VerifyReport.js';
 import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from '../../doppel/v1/WatchEventsRequest.js';
 
 /**
@@ -23,6 +30,21 @@ import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRe
  * JSON over HTTP (see README, "API").
  */
 export interface CoordinatorClient extends grpc.Client {
+  /**
+   * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
+   */
+  BackupVM(argument: _doppel_v1_BackupVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  BackupVM(argument: _doppel_v1_BackupVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  BackupVM(argument: _doppel_v1_BackupVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  BackupVM(argument: _doppel_v1_BackupVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  /**
+   * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
+   */
+  backupVm(argument: _doppel_v1_BackupVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  backupVm(argument: _doppel_v1_BackupVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  backupVm(argument: _doppel_v1_BackupVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  backupVm(argument: _doppel_v1_BackupVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
   CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   CloneVM(argument: _doppel_v1_CloneVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -56,6 +78,15 @@ export interface CoordinatorClient extends grpc.Client {
   destroyVm(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
   destroyVm(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_DestroyVMResponse__Output>): grpc.ClientUnaryCall;
   
+  GetBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  GetBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  GetBackup(argument: _doppel_v1_BackupId, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  GetBackup(argument: _doppel_v1_BackupId, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  getBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  getBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  getBackup(argument: _doppel_v1_BackupId, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  getBackup(argument: _doppel_v1_BackupId, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
+  
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -64,6 +95,21 @@ export interface CoordinatorClient extends grpc.Client {
   getJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   getJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   getJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The backup catalog, newest first (one VM's, or all).
+   */
+  ListBackups(argument: _doppel_v1_CatalogRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  ListBackups(argument: _doppel_v1_CatalogRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  ListBackups(argument: _doppel_v1_CatalogRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  ListBackups(argument: _doppel_v1_CatalogRequest, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * The backup catalog, newest first (one VM's, or all).
+   */
+  listBackups(argument: _doppel_v1_CatalogRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  listBackups(argument: _doppel_v1_CatalogRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  listBackups(argument: _doppel_v1_CatalogRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
+  listBackups(argument: _doppel_v1_CatalogRequest, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
   
   ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
   ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
@@ -92,6 +138,21 @@ export interface CoordinatorClient extends grpc.Client {
   listVMs(argument: _doppel_v1_ListVMsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
   listVMs(argument: _doppel_v1_ListVMsRequest, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Creates a VM from a backup on a host, with its disks and configuration.
+   */
+  RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  /**
+   * Creates a VM from a backup on a host, with its disks and configuration.
+   */
+  restoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  restoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  restoreBackup(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  restoreBackup(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
   RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   RunVM(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
@@ -100,6 +161,17 @@ export interface CoordinatorClient extends grpc.Client {
   runVm(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   runVm(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   runVm(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Re-hashes every chunk of a backup in the repository; the last message names any bad chunk.
+   */
+  VerifyBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_VerifyReport__Output>;
+  VerifyBackup(argument: _doppel_v1_BackupId, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_VerifyReport__Output>;
+  /**
+   * Re-hashes every chunk of a backup in the repository; the last message names any bad chunk.
+   */
+  verifyBackup(argument: _doppel_v1_BackupId, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_VerifyReport__Output>;
+  verifyBackup(argument: _doppel_v1_BackupId, options?: grpc.CallOptions): grpc.ClientReadableStream<_doppel_v1_VerifyReport__Output>;
   
   /**
    * Replays stored events (from start_seq, or from the newest when 0), then follows when asked.
@@ -119,6 +191,11 @@ export interface CoordinatorClient extends grpc.Client {
  * JSON over HTTP (see README, "API").
  */
 export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
+   */
+  BackupVM: grpc.handleUnaryCall<_doppel_v1_BackupVMRequest__Output, _doppel_v1_Job>;
+  
   CloneVM: grpc.handleUnaryCall<_doppel_v1_CloneVMRequest__Output, _doppel_v1_Job>;
   
   CreateVM: grpc.handleUnaryCall<_doppel_v1_CreateVMRequest__Output, _doppel_v1_VM>;
@@ -128,7 +205,14 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    */
   DestroyVM: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse>;
   
+  GetBackup: grpc.handleUnaryCall<_doppel_v1_BackupId__Output, _doppel_v1_Backup>;
+  
   GetJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
+  
+  /**
+   * The backup catalog, newest first (one VM's, or all).
+   */
+  ListBackups: grpc.handleUnaryCall<_doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse>;
   
   ListHosts: grpc.handleUnaryCall<_doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse>;
   
@@ -136,7 +220,17 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   ListVMs: grpc.handleUnaryCall<_doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse>;
   
+  /**
+   * Creates a VM from a backup on a host, with its disks and configuration.
+   */
+  RestoreBackup: grpc.handleUnaryCall<_doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job>;
+  
   RunVM: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_VM>;
+  
+  /**
+   * Re-hashes every chunk of a backup in the repository; the last message names any bad chunk.
+   */
+  VerifyBackup: grpc.handleServerStreamingCall<_doppel_v1_BackupId__Output, _doppel_v1_VerifyReport>;
   
   /**
    * Replays stored events (from start_seq, or from the newest when 0), then follows when asked.
@@ -146,13 +240,18 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
+  BackupVM: MethodDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_Job, _doppel_v1_BackupVMRequest__Output, _doppel_v1_Job__Output>
   CloneVM: MethodDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_Job, _doppel_v1_CloneVMRequest__Output, _doppel_v1_Job__Output>
   CreateVM: MethodDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_VM, _doppel_v1_CreateVMRequest__Output, _doppel_v1_VM__Output>
   DestroyVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_DestroyVMResponse, _doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse__Output>
+  GetBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_Backup, _doppel_v1_BackupId__Output, _doppel_v1_Backup__Output>
   GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
+  ListBackups: MethodDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogResponse, _doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse__Output>
   ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
   ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>
   ListVMs: MethodDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsResponse, _doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse__Output>
+  RestoreBackup: MethodDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_Job, _doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job__Output>
   RunVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VM, _doppel_v1_VMRef__Output, _doppel_v1_VM__Output>
+  VerifyBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_VerifyReport, _doppel_v1_BackupId__Output, _doppel_v1_VerifyReport__Output>
   WatchEvents: MethodDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_Event, _doppel_v1_WatchEventsRequest__Output, _doppel_v1_Event__Output>
 }

@@ -1,6 +1,7 @@
 // Original file: proto/doppel/v1/coordinator.proto
 
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from '../../doppel/v1/Workload.js';
+import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from '../../doppel/v1/Disk.js';
 
 export interface CreateVMRequest {
   'name'?: (string);
@@ -11,6 +12,10 @@ export interface CreateVMRequest {
   'memoryMib'?: (number);
   'vcpus'?: (number);
   'workload'?: (_doppel_v1_Workload | null);
+  /**
+   * empty: one 64 MiB disk 'disk0' of image 'base'
+   */
+  'disks'?: (_doppel_v1_Disk)[];
 }
 
 export interface CreateVMRequest__Output {
@@ -22,4 +27,8 @@ export interface CreateVMRequest__Output {
   'memoryMib': (number);
   'vcpus': (number);
   'workload': (_doppel_v1_Workload__Output | null);
+  /**
+   * empty: one 64 MiB disk 'disk0' of image 'base'
+   */
+  'disks': (_doppel_v1_Disk__Output)[];
 }

@@ -2,6 +2,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { DiskCopySummary as _doppel_v1_DiskCopySummary, DiskCopySummary__Output as _doppel_v1_DiskCopySummary__Output } from '../../doppel/v1/DiskCopySummary.js';
+import type { DiskFrame as _doppel_v1_DiskFrame, DiskFrame__Output as _doppel_v1_DiskFrame__Output } from '../../doppel/v1/DiskFrame.js';
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from '../../doppel/v1/PageFrame.js';
 import type { StreamAck as _doppel_v1_StreamAck, StreamAck__Output as _doppel_v1_StreamAck__Output } from '../../doppel/v1/StreamAck.js';
 import type { VerifyCloneReply as _doppel_v1_VerifyCloneReply, VerifyCloneReply__Output as _doppel_v1_VerifyCloneReply__Output } from '../../doppel/v1/VerifyCloneReply.js';
@@ -12,6 +14,29 @@ import type { VerifyCloneRequest as _doppel_v1_VerifyCloneRequest, VerifyCloneRe
  * bandwidth probe) from the source agent to the target agent.
  */
 export interface DataPlaneClient extends grpc.Client {
+  /**
+   * Gives a clone its disks once its memory arrived: the source streams the
+   * allocated blocks of its point-in-time disk snapshot (taken in the suspended
+   * window), or, on a datastore both hosts share, names the frozen layers the
+   * clone overlays instead. The source's changed-block tracking goes along, so
+   * a backup made from the clone can be incremental.
+   */
+  StreamDisk(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  StreamDisk(metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  StreamDisk(options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  StreamDisk(callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  /**
+   * Gives a clone its disks once its memory arrived: the source streams the
+   * allocated blocks of its point-in-time disk snapshot (taken in the suspended
+   * window), or, on a datastore both hosts share, names the frozen layers the
+   * clone overlays instead. The source's changed-block tracking goes along, so
+   * a backup made from the clone can be incremental.
+   */
+  streamDisk(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  streamDisk(metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  streamDisk(options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  streamDisk(callback: grpc.requestCallback<_doppel_v1_DiskCopySummary__Output>): grpc.ClientWritableStream<_doppel_v1_DiskFrame>;
+  
   /**
    * The source streams the pre-copy rounds, the final dirty pages and the
    * vCPU/device state. The target acknowledges each round once it has applied
@@ -52,6 +77,15 @@ export interface DataPlaneClient extends grpc.Client {
  */
 export interface DataPlaneHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * Gives a clone its disks once its memory arrived: the source streams the
+   * allocated blocks of its point-in-time disk snapshot (taken in the suspended
+   * window), or, on a datastore both hosts share, names the frozen layers the
+   * clone overlays instead. The source's changed-block tracking goes along, so
+   * a backup made from the clone can be incremental.
+   */
+  StreamDisk: grpc.handleClientStreamingCall<_doppel_v1_DiskFrame__Output, _doppel_v1_DiskCopySummary>;
+  
+  /**
    * The source streams the pre-copy rounds, the final dirty pages and the
    * vCPU/device state. The target acknowledges each round once it has applied
    * it, and answers the end of the stream with a summary. An error status means
@@ -67,6 +101,7 @@ export interface DataPlaneHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface DataPlaneDefinition extends grpc.ServiceDefinition {
+  StreamDisk: MethodDefinition<_doppel_v1_DiskFrame, _doppel_v1_DiskCopySummary, _doppel_v1_DiskFrame__Output, _doppel_v1_DiskCopySummary__Output>
   StreamPages: MethodDefinition<_doppel_v1_PageFrame, _doppel_v1_StreamAck, _doppel_v1_PageFrame__Output, _doppel_v1_StreamAck__Output>
   VerifyClone: MethodDefinition<_doppel_v1_VerifyCloneRequest, _doppel_v1_VerifyCloneReply, _doppel_v1_VerifyCloneRequest__Output, _doppel_v1_VerifyCloneReply__Output>
 }

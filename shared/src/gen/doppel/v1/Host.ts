@@ -23,6 +23,10 @@ export interface Host {
   'lastSeen'?: (string);
   'agentRssBytes'?: (number | string | Long);
   'agentPeakRssBytes'?: (number | string | Long);
+  /**
+   * hosts with the same datastore id share disk storage
+   */
+  'datastore'?: (string);
 }
 
 export interface Host__Output {
@@ -45,4 +49,8 @@ export interface Host__Output {
   'lastSeen': (string);
   'agentRssBytes': (number);
   'agentPeakRssBytes': (number);
+  /**
+   * hosts with the same datastore id share disk storage
+   */
+  'datastore': (string);
 }

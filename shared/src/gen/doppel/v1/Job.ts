@@ -2,11 +2,13 @@
 
 import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1_ClonePlan__Output } from '../../doppel/v1/ClonePlan.js';
 import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from '../../doppel/v1/CloneStats.js';
+import type { BackupJob as _doppel_v1_BackupJob, BackupJob__Output as _doppel_v1_BackupJob__Output } from '../../doppel/v1/BackupJob.js';
+import type { RestoreJob as _doppel_v1_RestoreJob, RestoreJob__Output as _doppel_v1_RestoreJob__Output } from '../../doppel/v1/RestoreJob.js';
 
 export interface Job {
   'id'?: (string);
   /**
-   * clone
+   * clone | backup | restore
    */
   'kind'?: (string);
   /**
@@ -22,12 +24,28 @@ export interface Job {
   'errorName'?: (string);
   'currentRound'?: (number);
   'lastRoundPages'?: (number);
+  /**
+   * kind backup
+   */
+  'backup'?: (_doppel_v1_BackupJob | null);
+  /**
+   * kind restore
+   */
+  'restore'?: (_doppel_v1_RestoreJob | null);
+  /**
+   * what the job is doing now, e.g. pre-copy | disk-copy | snapshot | upload | commit
+   */
+  'phase'?: (string);
+  /**
+   * 0..1 within the phase, when known
+   */
+  'progress'?: (number | string);
 }
 
 export interface Job__Output {
   'id': (string);
   /**
-   * clone
+   * clone | backup | restore
    */
   'kind': (string);
   /**
@@ -43,4 +61,20 @@ export interface Job__Output {
   'errorName': (string);
   'currentRound': (number);
   'lastRoundPages': (number);
+  /**
+   * kind backup
+   */
+  'backup': (_doppel_v1_BackupJob__Output | null);
+  /**
+   * kind restore
+   */
+  'restore': (_doppel_v1_RestoreJob__Output | null);
+  /**
+   * what the job is doing now, e.g. pre-copy | disk-copy | snapshot | upload | commit
+   */
+  'phase': (string);
+  /**
+   * 0..1 within the phase, when known
+   */
+  'progress': (number);
 }

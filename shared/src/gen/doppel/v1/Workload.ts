@@ -11,6 +11,10 @@ export interface Workload {
    */
   'pattern'?: (string);
   'seed'?: (number);
+  /**
+   * 4 KiB disk writes per second
+   */
+  'diskWriteRate'?: (number);
 }
 
 export interface Workload__Output {
@@ -23,4 +27,8 @@ export interface Workload__Output {
    */
   'pattern': (string);
   'seed': (number);
+  /**
+   * 4 KiB disk writes per second
+   */
+  'diskWriteRate': (number);
 }

@@ -1,0 +1,137 @@
+/**
+ * The datastore: a directory, possibly mounted by several hosts, that holds
+ * disk layers. Its id is created once, so hosts that mount the same directory
+ * report the same id and know they share it.
+ *
+ * Each layer is `layers/<id>/` holding `data`, `alloc` and `refs/`, with one
+ * file in `refs/` per VM (on any host) whose chain uses the layer. A layer goes
+ * when its last reference does, so a shared base outlives the VM that froze it
+ * for as long as a linked clone anywhere still uses it.
+ */
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { NotFoundError, newId } from '../../../../shared/src/mod.js';
+import type { DatastoreInfo } from '../driver.js';
+import { LAYER_ALLOC_FILE, LAYER_DATA_FILE, loadLayerDesc, type LayerDesc } from './layer-io.js';
+
+const LAYER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export class Datastore {
+  readonly info: DatastoreInfo;
+  private readonly layersDir: string;
+
+  constructor(readonly path: string) {
+    this.layersDir = join(path, 'layers');
+    mkdirSync(this.layersDir, { recursive: true });
+    this.info = { id: this.ensureId(), path };
+  }
+
+  /** The id is created by link(2), which fails if another host made it first: every host then reads the winner's. */
+  private ensureId(): string {
+    const file = join(this.path, 'datastore.json');
+    if (!existsSync(file)) {
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ id: newId('ds'), createdAt: new Date().toISOString() }));
+      try {
+        linkSync(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      } finally {
+        unlinkSync(tmp);
+      }
+    }
+    const id = (JSON.parse(readFileSync(file, 'utf8')) as { id?: unknown }).id;
+    if (typeof id !== 'string' || id === '') throw new Error(`${file} has no id`);
+    return id;
+  }
+
+  /** Throws unless `id` can name a layer (ids come over the network in linked clones). */
+  static checkLayerId(id: string): void {
+    if (!LAYER_ID.test(id)) throw new NotFoundError(`'${id}' is not a layer id`);
+  }
+
+  layerDir(id: string): string {
+    Datastore.checkLayerId(id);
+    return join(this.layersDir, id);
+  }
+
+  /**
+   * Creates an empty layer of `sizeBytes`, referenced by `ref`. It is built under a temporary name and renamed
+   * into place, so another host never sees a layer without its reference.
+   */
+  createLayer(sizeBytes: number, ref: string): string {
+    const id = newId('layer');
+    const tmp = join(this.layersDir, `.tmp-${id}`);
+    mkdirSync(join(tmp, 'refs'), { recursive: true });
+    try {
+      writeFileSync(join(tmp, 'refs', ref), '');
+      writeFileSync(join(tmp, LAYER_ALLOC_FILE), '');
+      writeFileSync(join(tmp, LAYER_DATA_FILE), '');
+      // Sparse: truncate extends with a hole, so the data file has the disk's size but no blocks yet.
+      truncateSync(join(tmp, LAYER_DATA_FILE), sizeBytes);
+      renameSync(tmp, this.layerDir(id));
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return id;
+  }
+
+  /** Opens a layer's bitmaps, checking that it exists and has the disk's size. */
+  openLayer(id: string, blockCount: number, blockSize: number): LayerDesc {
+    const dir = this.layerDir(id);
+    let size: number;
+    try {
+      size = statSync(join(dir, LAYER_DATA_FILE)).size;
+    } catch (err) {
+      throw new NotFoundError(`layer ${id} is not in datastore ${this.info.id}`, { cause: err });
+    }
+    if (size !== blockCount * blockSize) {
+      throw new NotFoundError(`layer ${id} holds ${size} bytes, not the ${blockCount * blockSize} of this disk`);
+    }
+    return loadLayerDesc(id, dir, blockCount);
+  }
+
+  /** Adds a reference; fails if the layer is gone (its last user dropped it meanwhile). */
+  addRef(id: string, ref: string): void {
+    try {
+      writeFileSync(join(this.layerDir(id), 'refs', ref), '', { flag: 'w' });
+    } catch (err) {
+      throw new NotFoundError(`layer ${id} is not in datastore ${this.info.id}`, { cause: err });
+    }
+  }
+
+  /** Drops a reference and deletes the layer if it was the last one. Returns true when the layer went. */
+  dropRef(id: string, ref: string): boolean {
+    const dir = this.layerDir(id);
+    rmSync(join(dir, 'refs', ref), { force: true });
+    if (this.refs(id).length > 0 || !existsSync(dir)) return false;
+    // Move it aside first: a host adding a reference now fails (the layer is gone) instead of keeping a half-deleted one.
+    const trash = join(this.layersDir, `.trash-${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      renameSync(dir, trash);
+    } catch {
+      return false;
+    }
+    if (readdirSync(join(trash, 'refs')).length > 0) {
+      renameSync(trash, dir);
+      return false;
+    }
+    rmSync(trash, { recursive: true, force: true });
+    return true;
+  }
+
+  refs(id: string): string[] {
+    try {
+      return readdirSync(join(this.layerDir(id), 'refs'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Every layer id in the datastore (not the ones being created or deleted). */
+  layerIds(): string[] {
+    return readdirSync(this.layersDir).filter((n) => !n.startsWith('.'));
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * A simulated VM's disks on the driver's side: their layer chains in the
+ * datastore, change tracking, snapshots and merges.
+ *
+ * One writer at a time: while the guest runs, the worker writes the disks and
+ * runs merges; the driver changes chains only while the guest is parked (or
+ * has no worker), then posts the new chains, which the worker takes before it
+ * writes again.
+ */
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { write } from 'node:fs';
+import { FailedPreconditionError, InvalidArgumentError, DISK_BLOCK_SIZE, type DiskSpec } from '../../../../shared/src/mod.js';
+import type { DiskInfo, DiskSnapshot, SnapshotOptions, SnapshotOutcome } from '../driver.js';
+import { ChangeTracker } from './cbt.js';
+import { ChainIo } from './chain-io.js';
+import { readChainRecord, writeChainRecord, type ChainRecord } from './chain-record.js';
+import type { Datastore } from './datastore.js';
+import { writeImage } from './disk-image.js';
+import { ChainView, SimDiskSnapshot, type SnapshotOwner } from './disk-view.js';
+import { LayerFile, ZERO_FLAG, bitmapWords } from './layer-io.js';
+import type { FromWorker, ToWorker, WorkerDisksData } from './layout.js';
+import { waitWhile } from './wait.js';
+
+/** How new disks start: with their image's content, blank, or as overlays on shared base chains. */
+export type DiskStart = { kind: 'image' } | { kind: 'blank' } | { kind: 'linked'; chains: string[][] };
+
+function diskInfo(spec: DiskSpec): DiskInfo {
+  const sizeBytes = spec.sizeMib * 1024 * 1024;
+  return { name: spec.name, sizeBytes, blockSize: DISK_BLOCK_SIZE, blockCount: sizeBytes / DISK_BLOCK_SIZE };
+}
+
+function writeAsync(fd: number, data: Buffer, pos: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number): void => {
+      if (done >= data.length) return resolve();
+      write(fd, data, done, data.length - done, pos + done, (err, n) => (err ? reject(err) : step(done + n)));
+    };
+    step(0);
+  });
+}
+
+export class VmDisks {
+  readonly infos: DiskInfo[];
+  private readonly pending: SharedArrayBuffer[];
+  private readonly mergeCtlBuffer = new SharedArrayBuffer(16 * 4);
+  private readonly mergeCtl = new Int32Array(this.mergeCtlBuffer);
+  private port: MessagePort | undefined;
+  /** Disk -> id of the merge the worker runs. */
+  private readonly inflight = new Map<number, number>();
+  private mergeSeq = 0;
+  private readonly snapshots = new Set<SimDiskSnapshot>();
+  /** The files are closed (the VM stopped or was destroyed). */
+  private closed = false;
+
+  private constructor(
+    private readonly ds: Datastore,
+    private readonly vmDir: string,
+    /** This VM's name in layer references: host id and VM id. */
+    private readonly ref: string,
+    specs: readonly DiskSpec[],
+    private readonly chains: ChainIo[],
+    readonly trackers: ChangeTracker[],
+  ) {
+    this.infos = specs.map(diskInfo);
+    this.pending = this.infos.map((i) => new SharedArrayBuffer(bitmapWords(i.blockCount) * 4));
+  }
+
+  /** Creates the VM's disks in the datastore; on failure nothing is left behind. */
+  static create(ds: Datastore, vmDir: string, ref: string, specs: readonly DiskSpec[], start: DiskStart): VmDisks {
+    if (specs.length > 16) throw new InvalidArgumentError(`a VM has at most 16 disks (got ${specs.length})`);
+    if (start.kind === 'linked' && start.chains.length !== specs.length) {
+      throw new InvalidArgumentError(`linked chains for ${start.chains.length} of ${specs.length} disks`);
+    }
+    const chains: ChainIo[] = [];
+    const taken: string[] = [];
+    try {
+      specs.forEach((spec, d) => {
+        const info = diskInfo(spec);
+        chains.push(VmDisks.newChain(ds, ref, info, start.kind === 'linked' ? start.chains[d]! : [], taken));
+        if (start.kind === 'image' && spec.image !== '') writeImage(chains[d]!.top, spec.image, info.blockCount);
+      });
+      const disks = new VmDisks(ds, vmDir, ref, specs, chains, specs.map((s) => new ChangeTracker(diskInfo(s).blockCount)));
+      disks.writeRecord();
+      ChangeTracker.save(vmDir, disks.trackers, false);
+      return disks;
+    } catch (err) {
+      for (const c of chains) for (const l of c.layers) l.close();
+      for (const id of taken) ds.dropRef(id, ref);
+      throw err;
+    }
+  }
+
+  /** A chain of `base` (shared, referenced by this VM) plus a new empty layer on top. */
+  private static newChain(ds: Datastore, ref: string, info: DiskInfo, base: readonly string[], taken: string[]): ChainIo {
+    const layers: LayerFile[] = [];
+    try {
+      for (const id of base) {
+        ds.addRef(id, ref);
+        taken.push(id);
+        layers.push(new LayerFile(ds.openLayer(id, info.blockCount, info.blockSize), info.blockSize));
+      }
+      const top = ds.createLayer(info.sizeBytes, ref);
+      taken.push(top);
+      layers.push(new LayerFile(ds.openLayer(top, info.blockCount, info.blockSize), info.blockSize));
+    } catch (err) {
+      for (const l of layers) l.close();
+      throw err;
+    }
+    return new ChainIo(layers, base.length, info.blockCount, info.blockSize);
+  }
+
+  /** Opens the disks a previous run left, folds any unfinished merge, and takes change tracking if it was stopped cleanly. */
+  static load(ds: Datastore, vmDir: string, ref: string, specs: readonly DiskSpec[]): VmDisks {
+    const records: ChainRecord[] = readChainRecord(vmDir);
+    if (records.length !== specs.length) throw new Error(`the chain record has ${records.length} disks, the spec ${specs.length}`);
+    const chains: ChainIo[] = [];
+    const opened: LayerFile[] = [];
+    try {
+      specs.forEach((spec, d) => {
+        const info = diskInfo(spec);
+        const r = records[d]!;
+        const layers = r.layers.map((id) => {
+          const l = new LayerFile(ds.openLayer(id, info.blockCount, info.blockSize), info.blockSize);
+          opened.push(l);
+          return l;
+        });
+        chains.push(new ChainIo(layers, r.shared, info.blockCount, info.blockSize));
+      });
+    } catch (err) {
+      for (const l of opened) l.close();
+      throw err;
+    }
+    const disks = new VmDisks(ds, vmDir, ref, specs, chains, ChangeTracker.load(vmDir, specs.map((s) => diskInfo(s).blockCount)));
+    disks.mergeHere();
+    return disks;
+  }
+
+  /** A view of the current chain: consistent only while the guest does not run (for tests and checks). */
+  liveView(disk: number): ChainView {
+    const info = this.infos[disk];
+    if (!info) throw new InvalidArgumentError(`disk ${disk} does not exist (the VM has ${this.infos.length})`);
+    return new ChainView(info, this.chains[disk]!.layers.slice(), () => !this.closed);
+  }
+
+  /** Layer ids per disk, bottom first. */
+  chainIds(): string[][] {
+    return this.chains.map((c) => c.ids());
+  }
+
+  private writeRecord(): void {
+    writeChainRecord(
+      this.vmDir,
+      this.chains.map((c) => ({ layers: c.ids(), shared: c.shared })),
+    );
+  }
+
+  // ---- the worker ----
+
+  /** What a new guest worker needs; the driver keeps the other end of the message port. */
+  workerData(): { data: WorkerDisksData; transfer: MessagePort } {
+    this.checkOpen();
+    this.detachWorker();
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (m: FromWorker) => this.onMessage(m));
+    port1.unref();
+    this.port = port1;
+    const data: WorkerDisksData = {
+      vmDir: this.vmDir,
+      blockSize: DISK_BLOCK_SIZE,
+      blockCounts: this.infos.map((i) => i.blockCount),
+      chains: this.workerChains().chains,
+      cbt: this.trackers.map((t) => t.buffer),
+      pending: this.pending,
+      mergeCtl: this.mergeCtlBuffer,
+      port: port2,
+    };
+    return { data, transfer: port2 };
+  }
+
+  /** The worker is gone (stopped or crashed): take what it said, and forget the merges it did not finish. */
+  detachWorker(): void {
+    if (!this.port) return;
+    this.drain();
+    this.port.close();
+    this.port = undefined;
+    for (const d of this.inflight.keys()) {
+      Atomics.store(this.mergeCtl, d, 0);
+      new Int32Array(this.pending[d]!).fill(0);
+    }
+    this.inflight.clear();
+  }
+
+  private workerChains(): ToWorker & { t: 'chain' } {
+    return { t: 'chain', chains: this.chains.map((c) => ({ layers: c.layers.map((l) => l.desc), shared: c.shared })) };
+  }
+
+  /** Tells a parked worker the new chains; it takes them before its next write. */
+  private postChains(): void {
+    if (!this.port) return;
+    const msg: ToWorker = this.workerChains();
+    this.port.postMessage(msg);
+  }
+
+  /** Takes the worker's messages now rather than on a later turn of the event loop. */
+  drain(): void {
+    if (!this.port) return;
+    for (;;) {
+      const m = receiveMessageOnPort(this.port) as { message: FromWorker } | undefined;
+      if (!m) return;
+      this.onMessage(m.message);
+    }
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (this.inflight.get(m.disk) !== m.id) return;
+    this.inflight.delete(m.disk);
+    const chain = this.chains[m.disk]!;
+    const gone = new Set(m.dropped);
+    const dropped = chain.layers.filter((l) => gone.has(l.id));
+    chain.layers = chain.layers.filter((l) => !gone.has(l.id));
+    this.dropLayers(dropped);
+  }
+
+  private dropLayers(layers: readonly LayerFile[]): void {
+    for (const l of layers) {
+      l.close();
+      this.ds.dropRef(l.id, this.ref);
+    }
+  }
+
+  // ---- merges ----
+
+  private checkOpen(): void {
+    if (this.closed) throw new FailedPreconditionError('the VM is stopped: its disks are closed');
+  }
+
+  /** A snapshot whose frozen layers a merge would change is still open (or there is nothing to merge in). */
+  private get mergeBlocked(): boolean {
+    if (this.closed) return true;
+    for (const s of this.snapshots) if (!s.shareable) return true;
+    return false;
+  }
+
+  /**
+   * Folds each disk's layers above its lowest mutable one back into it, so chains do not grow per snapshot:
+   * in the worker while the guest runs (no pause), or here at once when it does not.
+   */
+  compact(running: boolean, wake: () => void): void {
+    this.drain();
+    if (this.mergeBlocked) return;
+    if (!running || !this.port) {
+      this.mergeHere();
+      return;
+    }
+    this.chains.forEach((c, d) => {
+      if (c.mergeSources === 0 || this.inflight.has(d)) return;
+      const id = ++this.mergeSeq;
+      Atomics.store(this.mergeCtl, d, id);
+      this.inflight.set(d, id);
+      const msg: ToWorker = { t: 'merge', disk: d, id };
+      this.port!.postMessage(msg);
+    });
+    wake();
+  }
+
+  /** Finishes every merge on this thread. Only while the guest is parked or has no worker. */
+  mergeHere(): void {
+    this.drain();
+    if (this.mergeBlocked) return;
+    // Withdraw the worker's merges: it skips a withdrawn request, and the chains posted below reset it.
+    const withdrawn = this.inflight.size > 0;
+    for (const d of this.inflight.keys()) {
+      Atomics.store(this.mergeCtl, d, 0);
+      new Int32Array(this.pending[d]!).fill(0);
+    }
+    this.inflight.clear();
+    const dropped = this.chains.flatMap((c) => c.mergeAll());
+    if (dropped.length === 0 && !withdrawn) return;
+    this.writeRecord();
+    this.postChains();
+    this.dropLayers(dropped);
+  }
+
+  /** Resolves once no merge runs; when the guest stops running meanwhile, finishes them here. */
+  async settle(running: () => boolean): Promise<void> {
+    for (;;) {
+      this.drain();
+      const first = this.inflight.entries().next();
+      if (first.done) return;
+      const [d, id] = first.value;
+      if (!running()) {
+        this.mergeHere();
+        return;
+      }
+      await waitWhile(this.mergeCtl, d, id, 20);
+    }
+  }
+
+  // ---- snapshots ----
+
+  /**
+   * The frozen moment (the guest is parked or has no worker; merges are settled): each disk's active layer
+   * becomes read-only and a new empty one goes on top. O(1): no data is copied.
+   */
+  freeze(opts: SnapshotOptions, owner: SnapshotOwner): DiskSnapshot {
+    this.checkOpen();
+    this.drain();
+    if (this.inflight.size > 0) throw new FailedPreconditionError('a disk merge is still running');
+    const checkpoint = opts.checkpoint;
+    if (checkpoint !== undefined) {
+      for (const t of this.trackers) if (t.checkpointOpen) throw new FailedPreconditionError('another checkpoint of this VM is still open');
+    }
+    const tops: string[] = [];
+    try {
+      for (const info of this.infos) tops.push(this.ds.createLayer(info.sizeBytes, this.ref));
+    } catch (err) {
+      for (const id of tops) this.ds.dropRef(id, this.ref);
+      throw err;
+    }
+    const frozen = this.chains.map((c, d) => {
+      const info = this.infos[d]!;
+      const layers = c.layers.slice();
+      c.layers.push(new LayerFile(this.ds.openLayer(tops[d]!, info.blockCount, info.blockSize), info.blockSize));
+      if (opts.shareable) c.shared = c.layers.length - 1;
+      return { info, layers };
+    });
+    this.writeRecord();
+    const changes = checkpoint === undefined ? [] : this.trackers.map((t) => t.checkpoint(checkpoint));
+    this.postChains();
+    const chains = opts.shareable ? frozen.map((f) => f.layers.map((l) => l.id)) : [];
+    const snap = new SimDiskSnapshot(owner, frozen, changes, chains, checkpoint !== undefined, opts.shareable === true);
+    this.snapshots.add(snap);
+    return snap;
+  }
+
+  /** Ends a snapshot's part in change tracking and in merges; the caller then compacts. */
+  endSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome): void {
+    const s = snap as SimDiskSnapshot;
+    if (!this.snapshots.delete(s)) return;
+    if (s.checkpoint) for (const t of this.trackers) t.settle(outcome);
+  }
+
+  /** Every open snapshot ends as aborted, without merging (a clean stop): the next load folds the layers. */
+  abortSnapshots(): void {
+    for (const s of [...this.snapshots]) {
+      s.released = true;
+      this.endSnapshot(s, 'abort');
+    }
+  }
+
+  // ---- target side ----
+
+  /**
+   * Writes whole blocks into the active layer; zero blocks over zeros cost nothing, over data a log entry. Every
+   * block whose content may change gets its change bit.
+   */
+  async writeBlocks(disk: number, first: number, data: Buffer): Promise<void> {
+    const info = this.infos[disk];
+    if (!info) throw new InvalidArgumentError(`disk ${disk} does not exist (the VM has ${this.infos.length})`);
+    this.checkOpen();
+    const bs = info.blockSize;
+    const count = data.length / bs;
+    if (!Number.isInteger(count) || !Number.isInteger(first) || first < 0 || first + count > info.blockCount) {
+      throw new InvalidArgumentError(`${data.length} bytes at block ${first} do not fit disk '${info.name}' (${info.blockCount} blocks of ${bs})`);
+    }
+    const chain = this.chains[disk]!;
+    const top = chain.top;
+    const entries: number[] = [];
+    const changed: number[] = [];
+    const writes: Promise<void>[] = [];
+    let run = -1;
+    const flush = (end: number) => {
+      if (run < 0) return;
+      writes.push(writeAsync(top.fd, data.subarray((run - first) * bs, (end - first) * bs), run * bs));
+      run = -1;
+    };
+    for (let b = first; b < first + count; b++) {
+      const block = data.subarray((b - first) * bs, (b - first + 1) * bs);
+      if (isZero(block)) {
+        flush(b);
+        const h = chain.holder(b);
+        if (h >= 0 && !chain.layers[h]!.isZero(b)) {
+          entries.push((b | ZERO_FLAG) >>> 0);
+          changed.push(b);
+        }
+        continue;
+      }
+      changed.push(b);
+      if (run < 0) run = b;
+      if (!top.holdsData(b)) entries.push(b);
+    }
+    flush(first + count);
+    await Promise.all(writes);
+    // The data is down: now the allocation record may name it, and change tracking must, or an incremental
+    // backup would miss it (a clone's inheritChanges replaces these bits anyway).
+    top.record(entries);
+    this.trackers[disk]!.mark(changed);
+  }
+
+  /** Replaces the disks (of a VM that is not running) by overlays on shared base chains: a linked clone. */
+  link(chains: readonly string[][]): void {
+    if (chains.length !== this.infos.length) throw new InvalidArgumentError(`linked chains for ${chains.length} of ${this.infos.length} disks`);
+    this.checkOpen();
+    if (this.snapshots.size > 0) throw new FailedPreconditionError('the VM has open disk snapshots');
+    const taken: string[] = [];
+    const fresh: ChainIo[] = [];
+    try {
+      this.infos.forEach((info, d) => fresh.push(VmDisks.newChain(this.ds, this.ref, info, chains[d]!, taken)));
+    } catch (err) {
+      for (const c of fresh) for (const l of c.layers) l.close();
+      for (const id of taken) this.ds.dropRef(id, this.ref);
+      throw err;
+    }
+    const old = this.chains.splice(0, this.chains.length, ...fresh);
+    this.writeRecord();
+    this.postChains();
+    this.dropLayers(old.flatMap((c) => c.layers.filter((l) => !taken.includes(l.id))));
+  }
+
+  /** Closes the files (a stop); the layers stay. */
+  close(): void {
+    this.detachWorker();
+    this.closed = true;
+    for (const c of this.chains) for (const l of c.layers) l.close();
+  }
+
+  /** Closes the files and drops this VM's references: its own layers go, shared bases stay while others use them. */
+  destroy(): void {
+    this.abortSnapshots();
+    this.close();
+    for (const c of this.chains) for (const l of c.layers) this.ds.dropRef(l.id, this.ref);
+  }
+}
+
+const ZERO_BLOCK = Buffer.alloc(DISK_BLOCK_SIZE);
+
+function isZero(block: Buffer): boolean {
+  return block.length === ZERO_BLOCK.length ? block.equals(ZERO_BLOCK) : block.every((x) => x === 0);
+}

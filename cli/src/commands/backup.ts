@@ -1,0 +1,168 @@
+/** Backup commands: backup, backups, restore, verify. */
+import type { CoordinatorClient, Backup, Job } from '../client.js';
+import { flag, int, parse, str } from '../args.js';
+import { mib, printJson, Progress, table } from '../output.js';
+import { API_COMMON_HELP, COMMON, withClient } from './api.js';
+
+/** Waits for a job with a progress bar on stderr (silent unless a terminal). */
+export async function waitWithProgress(c: CoordinatorClient, job: Job, label: string): Promise<Job> {
+  const bar = new Progress();
+  const done = await c.waitJob(job.id, (j) => {
+    const round = j.phase === 'pre-copy' ? ` round ${j.currentRound} (${j.lastRoundPages} pages)` : '';
+    bar.update(`${label} ${j.id}: ${j.state} · ${j.phase || 'starting'}${round}`, j.state === 'completed' ? 1 : j.progress || undefined);
+  });
+  bar.done();
+  return done;
+}
+
+export const BACKUP_HELP = `doppel backup VM [options]: back a running VM up.
+
+By default the backup is taken through a live clone (seed 000): the VM is cloned
+to a second host by iterative pre-copy (the VM pauses only for the switchover),
+the clone gets the disks as they were at the switchover, runs with its network
+isolated, and the backup is made from a snapshot of the clone's disks; then the
+clone is removed. The repository stores each 4 MiB chunk once (SHA-256, LZ4).
+
+  --direct                 snapshot the VM itself instead (a brief pause for the freeze; the VM carries the backup's reads)
+  --incremental            read and send only what changed since the VM's last backup; full when there is no valid base (the output says why)
+  --keep-clone             keep the clone (running, network isolated) after the backup
+  --clone-host HOST        where the clone runs (default: the host with the most free memory)
+  --max-downtime-ms N      the clone's switchover limit (default 300)
+  --on-non-convergence P   refuse (default) | warn
+  --max-bandwidth-mbps N   cap the pre-copy stream (MB/s)
+  --wait                   wait for the backup and show its progress
+${API_COMMON_HELP}`;
+
+export async function backupCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {
+    ...COMMON,
+    direct: { type: 'boolean' },
+    incremental: { type: 'boolean' },
+    'keep-clone': { type: 'boolean' },
+    'clone-host': { type: 'string' },
+    'max-downtime-ms': { type: 'string' },
+    'on-non-convergence': { type: 'string' },
+    'max-bandwidth-mbps': { type: 'string' },
+    wait: { type: 'boolean' },
+  });
+  const vm = p.positionals[0];
+  if (flag(p, 'help') || !vm) return void console.log(BACKUP_HELP), vm || flag(p, 'help') ? 0 : 2;
+  return withClient(p, async (c) => {
+    let job = await c.backup({
+      vm,
+      direct: flag(p, 'direct'),
+      incremental: flag(p, 'incremental'),
+      keepClone: flag(p, 'keep-clone'),
+      cloneHost: str(p, 'clone-host'),
+      maxDowntimeMs: int(p, 'max-downtime-ms', 0),
+      onNonConvergence: str(p, 'on-non-convergence'),
+      maxBandwidthMbps: int(p, 'max-bandwidth-mbps', 0),
+    });
+    if (job.plan?.warning) console.error(`warning: ${job.plan.warning}`);
+    if (flag(p, 'wait')) job = await waitWithProgress(c, job, 'backup');
+    if (flag(p, 'json')) return printJson(job), job.state === 'failed' ? 1 : 0;
+    printBackupJob(job);
+    return job.state === 'failed' ? 1 : 0;
+  });
+}
+
+export function printBackupJob(j: Job): void {
+  console.log(`job ${j.id}: backup ${j.state}${j.error ? ` (${j.errorName}: ${j.error})` : ''}`);
+  const b = j.backup;
+  if (!b) return;
+  console.log(`  backup ${b.backupId} (${b.mode}${b.incremental ? ', incremental asked' : ''}) into ${b.repository}`);
+  if (b.result) printBackup(b.result);
+  else if (j.state !== 'failed') console.log(`  running: ${j.phase || 'starting'} (doppel job ${j.id} to follow it)`);
+}
+
+export function printBackup(b: Backup): void {
+  const s = b.stats;
+  console.log(b.kind === 'incremental' ? `  incremental on ${b.baseId}` : `  full: ${b.fullReason || 'no base'}`);
+  if (!s) return;
+  console.log(`  source paused ${s.sourcePausedMs.toFixed(1)} ms${b.mode === 'clone' ? ' (the live clone\'s switchover)' : ' (the snapshot freeze)'}`);
+  if (b.mode === 'clone') {
+    console.log(`  clone disk: ${s.linkedClone ? 'overlay on the shared datastore' : `${mib(s.diskCopyBytes)} copied in ${s.diskCopyMs.toFixed(0)} ms`}`);
+  }
+  console.log(
+    `  read ${mib(s.bytesRead)}, stored ${mib(s.bytesStored)}; chunks: ${s.chunksTotal} total, ${s.chunksNew} new, ${s.chunksReused} reused, ${s.chunksZero} zero`,
+  );
+  for (const d of b.disks) console.log(`  disk ${d.name}: ${mib(d.sizeBytes)}, content hash ${d.contentHash.slice(0, 16)}…`);
+  console.log(`  took ${(s.totalMs / 1000).toFixed(1)} s (upload ${(s.uploadMs / 1000).toFixed(1)} s)`);
+}
+
+export async function backupsCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...COMMON, limit: { type: 'string' } });
+  if (flag(p, 'help')) return void console.log(`doppel backups [VM] [--limit N]: list the backup catalog, newest first.\n\n${API_COMMON_HELP}`), 0;
+  const backups = await withClient(p, (c) => c.backups(p.positionals[0] ?? '', int(p, 'limit', 0)));
+  if (flag(p, 'json')) return printJson({ backups }), 0;
+  console.log(
+    table(
+      backups.map((b) => ({
+        id: b.id,
+        vm: b.vmName,
+        created: b.createdAt,
+        mode: b.mode,
+        kind: b.kind,
+        base: b.baseId,
+        disks: b.disks.length,
+        size: mib(b.disks.reduce((n, d) => n + d.sizeBytes, 0)),
+        stored: mib(b.stats?.bytesStored ?? 0),
+        'paused ms': (b.stats?.sourcePausedMs ?? 0).toFixed(1),
+      })),
+    ),
+  );
+  return 0;
+}
+
+export const RESTORE_HELP = `doppel restore BACKUP --to HOST [--as NAME] [--start]: create a VM from a backup.
+
+The VM gets the backup's configuration and disks. Every chunk is checked against
+its SHA-256 as it arrives and the restored disks are read back and hashed: a
+restore that would give wrong bytes fails and removes the VM.
+
+  --to HOST       the host to restore to (required)
+  --as NAME       the new VM's name (default: the backed-up VM's name, -restored-XXXX)
+  --start         run the VM once restored and checked (default: left suspended)
+  --no-wait       return once the restore started
+${API_COMMON_HELP}`;
+
+export async function restoreCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, { ...COMMON, to: { type: 'string' }, as: { type: 'string' }, start: { type: 'boolean' }, 'no-wait': { type: 'boolean' } });
+  const id = p.positionals[0];
+  if (flag(p, 'help') || !id || !str(p, 'to')) return void console.log(RESTORE_HELP), flag(p, 'help') ? 0 : 2;
+  return withClient(p, async (c) => {
+    let job = await c.restore({ backup: id, toHost: str(p, 'to'), asName: str(p, 'as'), start: flag(p, 'start') });
+    if (!flag(p, 'no-wait')) job = await waitWithProgress(c, job, 'restore');
+    if (flag(p, 'json')) return printJson(job), job.state === 'failed' ? 1 : 0;
+    const r = job.restore;
+    console.log(`job ${job.id}: restore ${job.state}${job.error ? ` (${job.errorName}: ${job.error})` : ''}`);
+    if (r) {
+      console.log(`  backup ${r.backupId} -> vm ${r.vmName} (${r.vmId || 'pending'}) on ${r.targetHost}`);
+      if (job.state === 'completed') {
+        console.log(`  wrote ${mib(r.bytesWritten)} in ${(r.ms / 1000).toFixed(1)} s; disk hashes ${r.hashesMatch ? 'MATCH the backup' : 'DIFFER'}`);
+      }
+    }
+    return job.state === 'failed' ? 1 : 0;
+  });
+}
+
+export async function verifyCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, COMMON);
+  const id = p.positionals[0];
+  if (flag(p, 'help') || !id) {
+    return void console.log(`doppel verify BACKUP: re-hash every chunk of a backup in the repository and name any bad one.\n\n${API_COMMON_HELP}`), id ? 0 : 2;
+  }
+  return withClient(p, async (c) => {
+    const bar = new Progress();
+    const r = await c.verify(id, (x) => bar.update(`verify ${id}: ${x.chunksChecked}/${x.chunksTotal} chunks`, x.chunksTotal ? x.chunksChecked / x.chunksTotal : undefined));
+    bar.done();
+    if (flag(p, 'json')) return printJson({ backup: id, ...r, badChunks: r.bad.length }), r.bad.length ? 1 : 0;
+    if (r.bad.length === 0) {
+      console.log(`backup ${id}: ${r.chunksChecked} chunks checked, all good`);
+      return 0;
+    }
+    console.log(`backup ${id}: ${r.bad.length} bad chunk(s) of ${r.chunksChecked}:`);
+    for (const b of r.bad) console.log(`  ${b.digest}  disk ${b.disk} offset ${b.offset}: ${b.reason}`);
+    return 1;
+  });
+}

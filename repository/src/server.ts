@@ -1,0 +1,54 @@
+/** Runs the backup repository as a gRPC server, standalone or inside another process (the coordinator). */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto, raiseServerWindows, shutdownServer, type Logger } from '../../shared/src/mod.js';
+import { repositoryHandlers, type RepositoryServiceDeps } from './service.js';
+import { Repository } from './store.js';
+
+/** Where the repository lives and where it listens. */
+export interface RepositoryServerOptions {
+  /** The repository directory; created (with repo.json) when it does not exist. */
+  dir: string;
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  log: Logger;
+  /** Chunk size of a new repository (default 4 MiB). */
+  chunkSize?: number;
+}
+
+/** A running repository server. */
+export interface RepositoryServer {
+  server: Server;
+  /** The bound address, host:port. */
+  addr: string;
+  repo: Repository;
+  /** Lets open calls finish for up to `graceMs` (default 3 s), then cuts them. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Mounts the Repository service on an existing server (which should allow REPOSITORY_MAX_MESSAGE_BYTES messages). */
+export function addRepositoryService(server: Server, deps: RepositoryServiceDeps): void {
+  server.addService(loadRepositoryProto().doppel.v1.Repository.service, repositoryHandlers(deps));
+}
+
+/**
+ * Opens (or creates) the repository at `dir` and serves it on `listen` with
+ * 8 MiB messages and raised HTTP/2 windows; resolves once it is listening.
+ */
+export async function startRepositoryServer(opts: RepositoryServerOptions): Promise<RepositoryServer> {
+  const { log } = opts;
+  const repo = await Repository.open({ dir: opts.dir, log, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) });
+  const server = new Server({
+    'grpc.max_receive_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
+  });
+  addRepositoryService(server, { repo, log });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  // Chunks flow client -> server; with grpc-js's 64 KiB default window the upload would be window-bound.
+  if (!raiseServerWindows(server)) log.warn('could not raise HTTP/2 windows (grpc-js internals changed); uploads will be slower');
+  const host = opts.listen.slice(0, opts.listen.lastIndexOf(':'));
+  const addr = `${host}:${port}`;
+  log.info({ dir: repo.dir, addr, chunkSize: repo.chunkSize }, 'repository listening');
+  return { server, addr, repo, stop: (graceMs?: number) => shutdownServer(server, graceMs) };
+}

@@ -1,0 +1,79 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+import type { BackupDisk as _doppel_v1_BackupDisk, BackupDisk__Output as _doppel_v1_BackupDisk__Output } from '../../doppel/v1/BackupDisk.js';
+import type { BackupStats as _doppel_v1_BackupStats, BackupStats__Output as _doppel_v1_BackupStats__Output } from '../../doppel/v1/BackupStats.js';
+import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
+
+export interface Backup {
+  'id'?: (string);
+  /**
+   * the source VM's id
+   */
+  'vm'?: (string);
+  'vmName'?: (string);
+  /**
+   * the source VM's host
+   */
+  'host'?: (string);
+  'createdAt'?: (string);
+  /**
+   * clone | direct
+   */
+  'mode'?: (string);
+  /**
+   * full | incremental
+   */
+  'kind'?: (string);
+  /**
+   * incremental: the backup it builds on
+   */
+  'baseId'?: (string);
+  /**
+   * full: why (no previous backup, change tracking lost, not asked...)
+   */
+  'fullReason'?: (string);
+  'repository'?: (string);
+  'disks'?: (_doppel_v1_BackupDisk)[];
+  'stats'?: (_doppel_v1_BackupStats | null);
+  /**
+   * the configuration a restore recreates
+   */
+  'spec'?: (_doppel_v1_VM | null);
+}
+
+export interface Backup__Output {
+  'id': (string);
+  /**
+   * the source VM's id
+   */
+  'vm': (string);
+  'vmName': (string);
+  /**
+   * the source VM's host
+   */
+  'host': (string);
+  'createdAt': (string);
+  /**
+   * clone | direct
+   */
+  'mode': (string);
+  /**
+   * full | incremental
+   */
+  'kind': (string);
+  /**
+   * incremental: the backup it builds on
+   */
+  'baseId': (string);
+  /**
+   * full: why (no previous backup, change tracking lost, not asked...)
+   */
+  'fullReason': (string);
+  'repository': (string);
+  'disks': (_doppel_v1_BackupDisk__Output)[];
+  'stats': (_doppel_v1_BackupStats__Output | null);
+  /**
+   * the configuration a restore recreates
+   */
+  'spec': (_doppel_v1_VM__Output | null);
+}

@@ -1,0 +1,48 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+
+export interface BackupVMRequest {
+  'vm'?: (string);
+  /**
+   * snapshot the VM itself instead of a live clone
+   */
+  'direct'?: (boolean);
+  /**
+   * only what changed since the VM's last backup (full when there is no valid base)
+   */
+  'incremental'?: (boolean);
+  'keepClone'?: (boolean);
+  /**
+   * where the clone runs (default: the host with the most free memory)
+   */
+  'cloneHost'?: (string);
+  /**
+   * the clone's switchover (default 300)
+   */
+  'maxDowntimeMs'?: (number);
+  'onNonConvergence'?: (string);
+  'maxBandwidthMbps'?: (number);
+}
+
+export interface BackupVMRequest__Output {
+  'vm': (string);
+  /**
+   * snapshot the VM itself instead of a live clone
+   */
+  'direct': (boolean);
+  /**
+   * only what changed since the VM's last backup (full when there is no valid base)
+   */
+  'incremental': (boolean);
+  'keepClone': (boolean);
+  /**
+   * where the clone runs (default: the host with the most free memory)
+   */
+  'cloneHost': (string);
+  /**
+   * the clone's switchover (default 300)
+   */
+  'maxDowntimeMs': (number);
+  'onNonConvergence': (string);
+  'maxBandwidthMbps': (number);
+}

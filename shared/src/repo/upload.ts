@@ -1,0 +1,312 @@
+/**
+ * Uploads one disk into the repository, digests first.
+ *
+ * Two stages run concurrently with a bounded number of chunk buffers between
+ * them (`readAhead`, default 6: 24 MiB at 4 MiB chunks):
+ *  - the reader walks the disk. A chunk unchanged since the base backup takes
+ *    the base's digest without being read; a hole costs nothing; a read chunk
+ *    that is all zeros is recorded as such; the rest are hashed on the thread
+ *    pool (WebCrypto) so hashing overlaps with reading and with the network.
+ *  - the sender takes whatever chunks are ready, asks the repository which of
+ *    their digests it lacks (one MissingChunks per batch), and LZ4-compresses
+ *    and streams only those, waiting for `drain` when grpc-js asks.
+ * The PutChunks stream is opened only when a chunk has to be sent, so an
+ * unchanged or fully deduplicated disk costs only its reads and queries.
+ */
+import { AbortedError, InvalidArgumentError } from '../errors.js';
+import { requireName } from '../validate.js';
+import { SharedBufferPool } from './buffer-pool.js';
+import { ChunkEncoder } from './chunk-codec.js';
+import { contentHashOf, isAllZero, sha256Async } from './content-hash.js';
+import type { ChunkWriter, RepositoryClient } from './client.js';
+import { MAX_MISSING_QUERY, checkDiskIndex, chunkCount, chunkLength, isValidChunkSize, MAX_DISK_BYTES, type RepoDiskIndex } from './types.js';
+
+/** A disk as the uploader reads it. */
+export interface ChunkSource {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly chunkSize: number;
+  /**
+   * Reads chunk `i` into `into`, which is exactly the chunk's length. Answer
+   * 'hole' (and leave `into` alone) when the chunk is known to be all zeros
+   * without reading it, e.g. it was never allocated. `into` is backed by a
+   * SharedArrayBuffer, so that the hash workers read it in place: zero parts
+   * of it with `zeroFill`, several times faster there than `Buffer.fill`.
+   */
+  readChunk(i: number, into: Buffer): Promise<'data' | 'hole'>;
+}
+
+/** Chunk numbers, e.g. a Set or a `ChunkBitmap`. */
+export interface ChunkSet {
+  has(chunk: number): boolean;
+}
+
+/** Progress of an upload, per disk. */
+export interface UploadProgress {
+  disk: string;
+  chunksDone: number;
+  chunksTotal: number;
+  bytesRead: number;
+  bytesStored: number;
+}
+
+/** Options of `uploadDisk`. */
+export interface UploadOptions {
+  /**
+   * An incremental's base: the previous backup's index of this disk. Chunks not
+   * in `changed` (required with a base) take their digest from it unread.
+   */
+  base?: RepoDiskIndex | null;
+  /** The chunks changed since the base (from change tracking; see `changedChunksFromBlocks`). */
+  changed?: ChunkSet | null;
+  /** Called at most every `progressIntervalMs` (default 250), and once at the end. */
+  onProgress?: (p: UploadProgress) => void;
+  progressIntervalMs?: number;
+  /** Chunk buffers between reading and sending (default 6). */
+  readAhead?: number;
+  signal?: AbortSignal;
+}
+
+/** What an upload read, sent and reused, and the disk's content hash. */
+export interface DiskUploadStats {
+  bytesRead: number;
+  /** Payload bytes sent for new chunks (after LZ4). */
+  bytesStored: number;
+  chunksNew: number;
+  /** Chunks the repository already held, or reused from the base without reading. */
+  chunksReused: number;
+  chunksZero: number;
+  chunksTotal: number;
+  contentHash: string;
+}
+
+/** The index to commit, and the statistics. */
+export interface DiskUploadResult {
+  index: RepoDiskIndex;
+  stats: DiskUploadStats;
+}
+
+/** One bit per chunk. */
+export class ChunkBitmap implements ChunkSet {
+  readonly words: Uint32Array;
+
+  constructor(readonly chunks: number) {
+    this.words = new Uint32Array(Math.ceil(chunks / 32));
+  }
+
+  set(i: number): void {
+    if (i >= 0 && i < this.chunks) this.words[i >>> 5]! |= 1 << (i & 31);
+  }
+
+  has(i: number): boolean {
+    return ((this.words[i >>> 5] ?? 0) & (1 << (i & 31))) !== 0;
+  }
+
+  count(): number {
+    let n = 0;
+    for (let i = 0; i < this.chunks; i++) if (this.has(i)) n++;
+    return n;
+  }
+}
+
+/**
+ * The chunks touched by changed blocks, from a block bitmap (bit b of a disk
+ * cut into `blockSize` blocks is bit `b & 31` of word `b >>> 5`, as the drivers' change tracking).
+ */
+export function changedChunksFromBlocks(bitmap: Uint32Array, blockSize: number, chunkSize: number, sizeBytes: number): ChunkBitmap {
+  const out = new ChunkBitmap(chunkCount(sizeBytes, chunkSize));
+  const blocks = Math.min(bitmap.length * 32, Math.ceil(sizeBytes / blockSize));
+  for (let w = 0; w < bitmap.length; w++) {
+    const word = bitmap[w]!;
+    if (word === 0) continue;
+    for (let bit = 0; bit < 32; bit++) {
+      const b = w * 32 + bit;
+      if (b >= blocks || (word & (1 << bit)) === 0) continue;
+      const first = Math.floor((b * blockSize) / chunkSize);
+      const last = Math.floor(((b + 1) * blockSize - 1) / chunkSize);
+      for (let c = first; c <= last; c++) out.set(c);
+    }
+  }
+  return out;
+}
+
+interface Pending {
+  i: number;
+  buf: Buffer;
+  view: Buffer;
+  digest: Promise<Buffer>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Uploads one disk; commit its index (with the other disks') with `RepositoryClient.commit`. */
+export async function uploadDisk(client: RepositoryClient, source: ChunkSource, opts: UploadOptions = {}): Promise<DiskUploadResult> {
+  const { name, sizeBytes, chunkSize } = source;
+  requireName('disk name', name);
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 1 || sizeBytes > MAX_DISK_BYTES) {
+    throw new InvalidArgumentError(`disk '${name}': size must be 1 to ${MAX_DISK_BYTES} bytes (got ${sizeBytes})`);
+  }
+  if (!isValidChunkSize(chunkSize)) throw new InvalidArgumentError(`disk '${name}': invalid chunk size ${chunkSize}`);
+  const base = opts.base ?? null;
+  const changed = opts.changed ?? null;
+  if (base) {
+    checkDiskIndex(base, chunkSize);
+    if (!changed) throw new InvalidArgumentError(`disk '${name}': an incremental upload needs the set of changed chunks with its base`);
+  }
+  // Chunks of another size would be refused one by one; say so once, before reading anything.
+  const repoChunkSize = (await client.info()).chunkSize;
+  if (repoChunkSize !== chunkSize) {
+    throw new InvalidArgumentError(`disk '${name}': the repository at ${client.addr} uses ${repoChunkSize}-byte chunks, not ${chunkSize}`);
+  }
+  const n = chunkCount(sizeBytes, chunkSize);
+  const digests = new Array<Buffer>(n);
+  const stats: DiskUploadStats = { bytesRead: 0, bytesStored: 0, chunksNew: 0, chunksReused: 0, chunksZero: 0, chunksTotal: n, contentHash: '' };
+  const pool = new SharedBufferPool(chunkSize, Math.max(1, opts.readAhead ?? 6));
+  // Compressed chunks on their way out (plain memory: protobufjs copies it faster than shared).
+  const outPool = new SharedBufferPool(chunkSize, 4, false);
+  const ready: Pending[] = [];
+  const known = new Set<string>();
+  let chunksDone = 0;
+  let producing = true;
+  let failure: Error | undefined;
+  let writer: ChunkWriter | undefined;
+  let wakeSender: (() => void) | undefined;
+  const wake = () => {
+    const w = wakeSender;
+    wakeSender = undefined;
+    w?.();
+  };
+  const fail = (err: unknown) => {
+    failure ??= err instanceof Error ? err : new AbortedError(String(err));
+    pool.fail(failure);
+    outPool.fail(failure);
+    wake();
+  };
+  const interval = opts.progressIntervalMs ?? 250;
+  let lastProgress = performance.now();
+  const progress = (final: boolean) => {
+    if (!opts.onProgress) return;
+    const now = performance.now();
+    if (!final && now - lastProgress < interval) return;
+    lastProgress = now;
+    opts.onProgress({ disk: name, chunksDone, chunksTotal: n, bytesRead: stats.bytesRead, bytesStored: stats.bytesStored });
+  };
+  const onAbort = () => fail(new AbortedError(`upload of disk '${name}' was cancelled`));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+
+  // Whether chunk i is the same as in the base, which then supplies its digest.
+  const baseDigest = (i: number): Buffer | undefined => {
+    if (!base || !changed || changed.has(i) || i >= base.digests.length) return undefined;
+    if (chunkLength(i, base.sizeBytes, chunkSize) !== chunkLength(i, sizeBytes, chunkSize)) return undefined;
+    return base.digests[i];
+  };
+
+  const read = async () => {
+    for (let i = 0; i < n && !failure; i++) {
+      const reused = baseDigest(i);
+      if (reused) {
+        digests[i] = reused;
+        if (reused.length === 0) stats.chunksZero++;
+        else stats.chunksReused++;
+        chunksDone++;
+        progress(false);
+        continue;
+      }
+      const buf = await pool.acquire();
+      const view = buf.subarray(0, chunkLength(i, sizeBytes, chunkSize));
+      const kind = await source.readChunk(i, view);
+      if (kind === 'data') stats.bytesRead += view.length;
+      if (kind === 'hole' || isAllZero(view)) {
+        pool.release(buf);
+        digests[i] = EMPTY;
+        stats.chunksZero++;
+        chunksDone++;
+        progress(false);
+        continue;
+      }
+      const digest = sha256Async(view);
+      // Awaited by the sender; this only keeps a failure from counting as unhandled meanwhile.
+      digest.catch(() => undefined);
+      ready.push({ i, buf, view, digest });
+      wake();
+    }
+  };
+
+  const send = async () => {
+    const encoder = new ChunkEncoder();
+    for (;;) {
+      while (ready.length === 0 && producing && !failure) await new Promise<void>((resolve) => (wakeSender = resolve));
+      if (failure || ready.length === 0) return;
+      const batch = ready.splice(0, MAX_MISSING_QUERY);
+      const ds = await Promise.all(batch.map((p) => p.digest));
+      // Ask once per digest not already known to be stored (a disk repeats content, e.g. an image's blocks).
+      const ask: Buffer[] = [];
+      const askedAt = new Map<string, number>();
+      const keys = ds.map((d) => d.toString('hex'));
+      for (const [k, key] of keys.entries()) {
+        if (known.has(key) || askedAt.has(key)) continue;
+        askedAt.set(key, ask.length);
+        ask.push(ds[k]!);
+      }
+      const missing = new Set((ask.length > 0 ? await client.missingChunks(ask) : []).map((j) => ask[j]!.toString('hex')));
+      for (const [k, p] of batch.entries()) {
+        const key = keys[k]!;
+        digests[p.i] = ds[k]!;
+        if (missing.has(key) && !known.has(key)) {
+          const out = await outPool.acquire();
+          const enc = encoder.encode(ds[k]!, p.view, out);
+          writer ??= client.putChunks();
+          known.add(key);
+          stats.bytesStored += enc.data.length;
+          // Whichever buffer goes out comes back once grpc-js is done with the message.
+          if (enc.compressed) {
+            pool.release(p.buf);
+            await writer.write(enc, () => outPool.release(out));
+          } else {
+            outPool.release(out);
+            await writer.write(enc, () => pool.release(p.buf));
+          }
+        } else {
+          known.add(key);
+          stats.chunksReused++;
+          pool.release(p.buf);
+        }
+        chunksDone++;
+        progress(false);
+        if (failure) return;
+      }
+    }
+  };
+
+  try {
+    await Promise.all([
+      read()
+        .catch(fail)
+        .finally(() => {
+          producing = false;
+          wake();
+        }),
+      send().catch(fail),
+    ]);
+    if (failure) throw failure;
+    if (writer) {
+      const reply = await writer.end();
+      stats.chunksNew = reply.chunksStored;
+      stats.chunksReused += reply.chunksExisting;
+    }
+  } catch (err) {
+    fail(err);
+    if (writer) {
+      // What was sent before a read error is kept (a retry will not send it again); a cancel stops at once.
+      if (failure instanceof AbortedError) writer.cancel(failure.message);
+      else await writer.end().catch(() => undefined);
+    }
+    throw failure ?? err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  stats.contentHash = contentHashOf(digests, sizeBytes, chunkSize);
+  progress(true);
+  return { index: { disk: name, sizeBytes, chunkSize, digests }, stats };
+}
