@@ -145,3 +145,32 @@ test('clear errors: an unknown VM, an unknown backup, a restore to an unknown ho
   const b = (await backup(vm.name, { direct: true })).backup!.result!;
   await assert.rejects(c.restore({ backup: b.id, toHost: 'host-z' }), (e: Error) => e.name === 'NotFoundError' && /host-z/.test(e.message));
 });
+
+test('on a datastore both hosts share, the clone overlays the frozen disk instead of a copy, and the backup is the same', async () => {
+  const shared = await startTestFleet({ sharedDatastore: true });
+  try {
+    const c = shared.client;
+    const hosts = await c.hosts();
+    assert.equal(new Set(hosts.map((h) => h.datastore)).size, 1, 'both hosts report one datastore');
+    const vm = await c.createVm({ name: 'linked', host: 'host-a', memoryMib: 32, workload: { dirtyRate: 2000, pattern: 'hotset', seed: 4, diskWriteRate: 500 }, disks: [{ name: 'disk0', sizeMib: 64, image: 'base' }] });
+    await sleep(300);
+    const job = await c.waitJob((await c.backup({ vm: vm.name, cloneHost: 'host-b', onNonConvergence: 'warn', keepClone: true })).id);
+    assert.equal(job.state, 'completed', job.error);
+    const b = job.backup!.result!;
+    assert.equal(b.stats!.linkedClone, true);
+    assert.equal(b.stats!.diskCopyBytes, 0, 'no block was copied');
+    // The kept clone runs, isolated, on its overlay.
+    const clone = (await c.vms('host-b')).find((v) => v.cloneOf === vm.id);
+    assert.ok(clone, 'the clone was kept');
+    assert.equal(clone.state, 'running');
+    assert.equal(clone.networkIsolated, true);
+    const rj = await c.waitJob((await c.restore({ backup: b.id, toHost: 'host-b', asName: 'linked-restored' })).id);
+    assert.equal(rj.state, 'completed', rj.error);
+    assert.equal(rj.restore!.diskHashes[0], b.disks[0]!.contentHash);
+    // The source's writes after the switchover do not leak into the clone's base, nor the clone's into the source.
+    assert.equal(await c.destroyVm(clone.id), true);
+    assert.equal(driverVm(shared, 'host-a', vm.id).state, 'running');
+  } finally {
+    await shared.stop();
+  }
+});

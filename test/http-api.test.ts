@@ -58,3 +58,38 @@ test('events replay as NDJSON', async () => {
   const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { type: string });
   assert.ok(lines.some((e) => e.type === 'clone.completed'));
 });
+
+test('backup, catalog, restore and verify over HTTP', async () => {
+  const vm = await call('POST', '/v1/vms', { name: 'db', host: 'host-a', memoryMib: 16, disks: [{ name: 'disk0', sizeMib: 8, image: 'base' }] });
+  assert.equal(vm.status, 201, JSON.stringify(vm.json));
+  const waitJob = async (id: string) => {
+    for (let i = 0; i < 400; i++) {
+      const j = (await call('GET', `/v1/jobs/${id}`)).json;
+      if (j.state === 'completed' || j.state === 'failed') return j;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`job ${id} did not finish`);
+  };
+  const started = await call('POST', '/v1/backups', { vm: 'db', direct: true });
+  assert.equal(started.status, 202, JSON.stringify(started.json));
+  const done = await waitJob(String(started.json.id));
+  assert.equal(done.state, 'completed', JSON.stringify(done));
+  const backupId = String((done.backup as { backupId: string }).backupId);
+
+  const list = await call('GET', '/v1/backups?vm=db');
+  assert.deepEqual((list.json.backups as { id: string }[]).map((b) => b.id), [backupId]);
+  const one = await call('GET', `/v1/backups/${backupId}`);
+  assert.equal(one.json.kind, 'full');
+
+  const restore = await call('POST', `/v1/backups/${backupId}/restore`, { toHost: 'host-b', asName: 'db-copy' });
+  assert.equal(restore.status, 202, JSON.stringify(restore.json));
+  const restored = await waitJob(String(restore.json.id));
+  assert.equal(restored.state, 'completed', JSON.stringify(restored));
+  assert.equal((restored.restore as { hashesMatch: boolean }).hashesMatch, true);
+
+  const res = await fetch(`http://${fleet.httpAddr}/v1/backups/${backupId}/verify`, { method: 'POST' });
+  const reports = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { done: boolean; bad: unknown[] });
+  assert.equal(reports.at(-1)!.done, true);
+  assert.deepEqual(reports.at(-1)!.bad, []);
+  assert.equal((await call('GET', '/v1/backups/bk-nope')).status, 404);
+});
