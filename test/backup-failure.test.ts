@@ -37,6 +37,8 @@ test('a clone host killed halfway through a backup: no visible backup, and the n
 
     await fleet.startAgent('host-b');
     await fleet.waitHosts(['host-b']);
+    // host-b kept the half-used clone across its restart; the coordinator removes it once host-b is back.
+    await eventually(async () => ((await c.vms('host-b')).length === 0 ? true : undefined), 'leftover clone removed from host-b', 20_000);
     const again = await c.waitJob((await c.backup({ vm: vm.name, cloneHost: 'host-b' })).id, undefined, 120_000);
     assert.equal(again.state, 'completed', again.error);
     const s = again.backup!.result!.stats!;

@@ -174,3 +174,41 @@ test('on a datastore both hosts share, the clone overlays the frozen disk instea
     await shared.stop();
   }
 });
+
+test('an incremental after a clone-mode backup equals a full backup of the same disk (the clone\'s own writes are not carried over)', async () => {
+  const c = fleet.client;
+  // A large disk and a slow writer: the blocks the clone writes are mostly ones the source does not touch.
+  const vm = await c.createVm({ name: 'diverge', host: 'host-a', memoryMib: 32, workload: { dirtyRate: 1000, pattern: 'uniform', seed: 8, diskWriteRate: 100 }, disks: [{ name: 'disk0', sizeMib: 1024, image: '' }] });
+  await sleep(200);
+  // The backup is made from the clone, which runs (and writes its disk) before its snapshot. The source is
+  // frozen right after the switchover, so the clone's writes are not hidden under later writes of its own.
+  const src = driverVm(fleet, 'host-a', vm.id);
+  const started = await c.backup({ vm: vm.name, cloneHost: 'host-b', onNonConvergence: 'warn', cloneSettleMs: 500 });
+  await eventually(async () => ((await c.job(started.id)).phase === 'pre-copy' || (await c.job(started.id)).phase === '' ? undefined : true), 'switchover', 30_000);
+  await src.suspend();
+  try {
+    const done = await c.waitJob(started.id);
+    assert.equal(done.state, 'completed', done.error);
+    const first = done.backup!.result!;
+    const inc = (await backup(vm.name, { direct: true, incremental: true })).backup!.result!;
+    assert.equal(inc.kind, 'incremental', inc.fullReason);
+    assert.equal(inc.baseId, first.id);
+    const full = (await backup(vm.name, { direct: true })).backup!.result!;
+    assert.equal(inc.disks[0]!.contentHash, full.disks[0]!.contentHash, 'the incremental holds exactly the source disk');
+  } finally {
+    await src.run();
+  }
+});
+
+test('a clone-mode incremental: the source\'s changes up to the switchover and the clone\'s own writes', async () => {
+  const c = fleet.client;
+  const vm = await c.createVm({ name: 'cinc', host: 'host-a', memoryMib: 32, workload: { dirtyRate: 500, pattern: 'hotset', seed: 12, diskWriteRate: 50 }, disks: [{ name: 'disk0', sizeMib: 256, image: 'base' }] });
+  const full = (await backup(vm.name)).backup!.result!;
+  const inc = (await backup(vm.name, { incremental: true })).backup!.result!;
+  assert.equal(inc.kind, 'incremental', inc.fullReason);
+  assert.equal(inc.baseId, full.id);
+  assert.ok(inc.stats!.chunksNew < full.stats!.chunksNew, `${inc.stats!.chunksNew} new chunks vs ${full.stats!.chunksNew}`);
+  const rj = await c.waitJob((await c.restore({ backup: inc.id, toHost: 'host-b', asName: 'cinc-restored' })).id);
+  assert.equal(rj.state, 'completed', rj.error);
+  assert.equal(rj.restore!.diskHashes[0], inc.disks[0]!.contentHash);
+});

@@ -1,7 +1,11 @@
 /** The command line, as a user runs it: help texts, errors, and the demo contract (compiled build). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
+import { startTestFleet } from './helpers/fleet.js';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -78,4 +82,43 @@ test('demo --scenario clone: the live clone alone', async () => {
     assert.ok(k in out.clone, `clone.${k}`);
   }
   assert.equal(out.clone.sourceHash, out.clone.cloneHash);
+});
+
+test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'doppel-repo-serve-'));
+  const child = spawn(process.execPath, [doppel, 'repo', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--ready-line'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const ready = await new Promise<{ repository: string }>((resolve, reject) => {
+      const rl = createInterface({ input: child.stdout });
+      rl.on('line', (l) => {
+        try {
+          const v = JSON.parse(l) as { ready?: boolean; repository: string };
+          if (v.ready) resolve(v);
+        } catch {
+          // a log line
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`repo serve exited with ${code}`)));
+    });
+    const fleet = await startTestFleet({ repository: ready.repository });
+    try {
+      const c = fleet.client;
+      await c.createVm({ name: 'stored-elsewhere', host: 'host-a', memoryMib: 16, disks: [{ name: 'disk0', sizeMib: 16, image: 'base' }] });
+      const job = await c.waitJob((await c.backup({ vm: 'stored-elsewhere', direct: true })).id);
+      assert.equal(job.state, 'completed', job.error);
+      const b = job.backup!.result!;
+      assert.equal(b.repository, ready.repository);
+      assert.deepEqual(await readdir(path.join(dir, 'backups')), [b.id], 'the manifest is in the standalone repository');
+      assert.equal((await c.verify(b.id)).bad.length, 0);
+    } finally {
+      await fleet.stop();
+    }
+  } finally {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
 });

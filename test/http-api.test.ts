@@ -92,4 +92,5 @@ test('backup, catalog, restore and verify over HTTP', async () => {
   assert.equal(reports.at(-1)!.done, true);
   assert.deepEqual(reports.at(-1)!.bad, []);
   assert.equal((await call('GET', '/v1/backups/bk-nope')).status, 404);
+  assert.equal((await call('POST', '/v1/backups/bk-nope/verify')).status, 404);
 });

@@ -203,12 +203,21 @@ export class Agent {
     }
   }
 
-  private cloneDeps() {
+  /**
+   * The deadline of a job's streams and requests: the configured one, or longer for large disks (at 20 MB/s,
+   * a slow but live link), so that a 1 TiB disk is not cut off at 30 minutes while it is still progressing.
+   */
+  private jobDeadlineMs(vm: DriverVm): number {
+    const bytes = vm.disks().reduce((n, d) => n + d.sizeBytes, 0) + vm.spec.memoryMib * 2 ** 20;
+    return Math.max(this.opts.cloneDeadlineMs, 10 * 60_000 + (bytes / 20e6) * 1000);
+  }
+
+  private cloneDeps(vm: DriverVm) {
     return {
       js: this.js,
       host: this.opts.host,
       log: this.log,
-      deadlineMs: this.opts.cloneDeadlineMs,
+      deadlineMs: this.jobDeadlineMs(vm),
       switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
       signal: this.stopping.signal,
       onSettled: () => this.heartbeat('up'),
@@ -286,20 +295,23 @@ export class Agent {
         const vm = this.vm(args.vmId);
         this.checkCloneArgs(vm, args);
         this.startJob(vm.id, `clone job ${args.jobId}`, () =>
-          runCloneJob(vm, args, { ...this.cloneDeps(), client: this.client(args.targetAddr) }),
+          runCloneJob(vm, args, { ...this.cloneDeps(vm), client: this.client(args.targetAddr) }),
         );
         return { accepted: true as const };
       },
       'backup.start': async (args) => {
         const vm = this.vm(args.vmId);
         requireName('backup id', args.backupId);
+        requireInt('clone settle time (ms)', args.cloneSettleMs, 0, 3_600_000);
+        const t = this.targets.stateOf(vm.id);
+        if (t && INCOMPLETE_STATES.includes(t)) throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}: back it up once it is complete`);
         if (args.mode === 'clone') {
           if (!args.clone) throw new InvalidArgumentError('a clone-mode backup needs its clone arguments');
           this.checkCloneArgs(vm, args.clone);
         }
         this.startJob(vm.id, `backup job ${args.jobId}`, () =>
           runBackupJob(vm, args, {
-            ...this.cloneDeps(),
+            ...this.cloneDeps(vm),
             nc: this.deps.nc,
             heartbeatMs: this.opts.heartbeatMs,
             ...(args.clone ? { client: this.client(args.clone.targetAddr) } : {}),
@@ -325,6 +337,10 @@ export class Agent {
       },
       'vm.restore': async (args) => {
         const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name) });
+        const names = (disks: readonly { name: string }[]) => disks.map((d) => d.name).join(',');
+        if (names(spec.disks) !== names(args.backup.disks)) {
+          throw new InvalidArgumentError(`backup ${args.backup.id} holds disks [${names(args.backup.disks)}] but its configuration names [${names(spec.disks)}]`);
+        }
         this.checkRoom(spec.memoryMib);
         const vm = await this.deps.driver.create(spec, { restore: true });
         await this.announce(vm, 'vm.created');

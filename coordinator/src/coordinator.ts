@@ -7,7 +7,7 @@ import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
 import { InvalidArgumentError, ensureEventStream, jsClient, openBuckets, shutdownServer, type Logger, type NatsConnection } from '../../shared/src/mod.js';
 import { HostRegistry } from './registry.js';
-import { JobStore, JobTracker, failOrphanedJobs } from './jobs.js';
+import { JobStore, JobTracker, failOrphanedJobs, reapFailedClones } from './jobs.js';
 import { CoordinatorService } from './service.js';
 import { startGrpcApi } from './api/grpc-server.js';
 import { startHttpApi } from './api/http-server.js';
@@ -25,6 +25,8 @@ export interface CoordinatorOptions {
   repoListen?: string;
   /** An external repository (`doppel repo serve`) to use instead: its gRPC address. */
   repository?: string;
+  /** The address agents on other hosts dial for the in-process repository (default: its bound address). */
+  repoAdvertise?: string;
 }
 
 export interface CoordinatorDeps {
@@ -59,7 +61,7 @@ export class Coordinator {
     if (!repository) {
       if (!opts.repoDir) throw new InvalidArgumentError('the coordinator needs a repository: a directory (--repo-dir) or an address (--repository)');
       repo = await startRepositoryServer({ dir: opts.repoDir, listen: opts.repoListen ?? '127.0.0.1:7402', log: log.child({ component: 'repository' }) });
-      repository = repo.addr;
+      repository = opts.repoAdvertise || repo.addr;
     }
     const registry = new HostRegistry(deps.nc, js, buckets.hosts, log.child({ component: 'registry' }));
     const jobs = new JobStore(buckets.jobs, deps.nc);
@@ -90,6 +92,7 @@ export class Coordinator {
           },
           orphanLog,
         );
+        await reapFailedClones(deps.nc, jobs, hosts, orphanLog);
         lastHosts = key;
         lastScan = Date.now();
       })().catch((err: unknown) => orphanLog.debug({ err }, 'orphan check failed'));

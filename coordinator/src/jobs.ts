@@ -12,6 +12,7 @@ import {
   decodeJson,
   encodeJson,
   type DoppelEvent,
+  type HostRecord,
   type JobRecord,
   type KV,
   type Logger,
@@ -110,6 +111,20 @@ export async function discardFailedClone(nc: NatsConnection, job: JobRecord, log
   await sendCommand(nc, job.plan.targetHost, 'vm.destroy', { vmId: job.plan.targetVm }, 5_000).catch((err: unknown) =>
     log.debug({ err, jobId: job.id }, 'clone of a failed job not removed (already gone, or its host is down)'),
   );
+}
+
+/**
+ * The clone of a failed job whose host was down when the job failed outlives the failure (a host keeps its
+ * VMs across a restart). Once that host is back and still lists the clone, it is removed.
+ */
+export async function reapFailedClones(nc: NatsConnection, store: JobStore, hosts: readonly HostRecord[], log: Logger): Promise<void> {
+  for (const job of await store.list(10_000)) {
+    if (job.state !== 'failed' || !job.plan.targetVm) continue;
+    const host = hosts.find((h) => h.name === job.plan.targetHost);
+    if (host?.state !== 'up' || !host.vms.some((v) => v.id === job.plan.targetVm)) continue;
+    log.info({ jobId: job.id, host: host.name, vm: job.plan.targetVm }, 'removing the leftover clone of a failed job');
+    await discardFailedClone(nc, job, log);
+  }
 }
 
 /**

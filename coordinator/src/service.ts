@@ -66,6 +66,7 @@ export interface BackupRequest {
   maxDowntimeMs?: number;
   onNonConvergence?: string;
   maxBandwidthMbps?: number;
+  cloneSettleMs?: number;
 }
 
 export interface RestoreRequest {
@@ -136,6 +137,8 @@ const PROBE_BYTES = 32 * 1024 * 1024;
 /** The agent's probe streams min(bytes, 8 MiB) first to warm up (agent/src/precopy/probe.ts). */
 const PROBE_WARMUP_BYTES = 8 * 1024 * 1024;
 const LINK_CACHE_MS = 60_000;
+/** 200,000 chunks of 4 MiB (781 GiB): a commit carries every index in one 8 MiB message (34 bytes per chunk). */
+const MAX_BACKUP_CHUNKS = 200_000;
 const DIRTY_WINDOW_MS = 250;
 
 export interface ServiceDeps {
@@ -347,25 +350,33 @@ export class CoordinatorService {
   async backupVm(req: BackupRequest): Promise<JobRecord> {
     const backupId = newId('bk');
     const { vm } = await this.locate(req.vm);
+    const chunks = vm.disks.reduce((n, d) => n + Math.ceil(d.sizeMib / 4), 0);
+    if (chunks > MAX_BACKUP_CHUNKS) {
+      throw new FailedPreconditionError(
+        `vm '${vm.name}' has ${vm.disks.reduce((n, d) => n + d.sizeMib, 0)} MiB of disk; a backup holds at most ${(MAX_BACKUP_CHUNKS * 4) / 1024} GiB (its indexes travel in one 8 MiB message)`,
+      );
+    }
     await this.checkRepository();
-    const latest = req.incremental ? await this.d.catalog.latest(vm.id) : undefined;
+    const incremental = req.incremental === true;
+    const latest = incremental ? await this.d.catalog.latest(vm.id) : undefined;
     const base = latest ? { backupId: latest.id, repository: latest.repository } : null;
-    const fullReason = !req.incremental
+    const fullReason = !incremental
       ? 'a full backup was asked for (no --incremental)'
       : !latest
         ? `vm '${vm.name}' has no previous backup`
         : '';
     const info: BackupJobInfo = {
       backupId,
-      mode: req.direct ? 'direct' : 'clone',
-      incremental: req.incremental === true,
+      mode: req.direct === true ? 'direct' : 'clone',
+      incremental,
       baseBackupId: base?.backupId ?? '',
       keepClone: req.keepClone === true,
       repository: this.d.repository,
       result: null,
     };
-    const startArgs = { jobId: '', backupId, vmId: vm.id, mode: info.mode, base, fullReason, repository: this.d.repository, keepClone: info.keepClone };
-    if (req.direct) {
+    const cloneSettleMs = requireInt('clone settle time (ms)', req.cloneSettleMs ?? 0, 0, 3_600_000);
+    const startArgs = { jobId: '', backupId, vmId: vm.id, mode: info.mode, base, fullReason, repository: this.d.repository, keepClone: info.keepClone, cloneSettleMs };
+    if (req.direct === true) {
       const { host } = await this.locate(req.vm);
       const job = { ...newJob('backup', vm, host, {}), backup: info };
       await this.d.jobs.create(job);

@@ -32,6 +32,7 @@ import { liveClone, type CloneJobDeps } from '../clone-job.js';
 import type { DataPlaneClient } from '../dataplane/client.js';
 import { jobEvents, type JobEvents } from '../job-events.js';
 import { backupSnapshot } from './upload.js';
+import { runsToBitmap } from './block-runs.js';
 
 export interface BackupJobDeps extends Omit<CloneJobDeps, 'client'> {
   nc: NatsConnection;
@@ -106,6 +107,7 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
   const { stats, snapshot } = await liveClone(vm, { ...clone, linked: args.linked }, { ...deps, client, log, events, checkpoint: args.backupId });
   events.emit({ host: deps.host, jobId: args.jobId, vm: vm.id, type: 'backup.progress', phase: 'snapshot', progress: 0, detail: `clone on ${clone.targetHost}` });
   let outcome: SnapshotOutcome = 'abort';
+  let alsoChanged: (Uint32Array | null)[] | undefined;
   // The clone host does the upload: if it dies, stop waiting at once (the request's deadline is long).
   const watch = watchHost(deps.nc, clone.targetHost, { intervalMs: deps.heartbeatMs, what: `backup ${args.backupId}` });
   try {
@@ -121,11 +123,17 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
         fullReason: args.fullReason,
         repository: args.repository,
         keepClone: args.keepClone,
+        settleMs: args.cloneSettleMs,
         metadataJson: backupMetadata(vm, args, deps.host),
       },
       deps.deadlineMs,
     )]);
     outcome = 'commit';
+    // The clone's own writes are in the backup but not on this disk: they count as changed from now on.
+    alsoChanged = snapshot.disks.map((view, i) => {
+      const runs = upload.cloneWrites?.[i];
+      return runs ? runsToBitmap(runs, Math.ceil(view.blockCount / 32)) : null;
+    });
     return { upload, pausedMs: stats.downtimeMs, clone: stats };
   } catch (err) {
     // Without an answer the backup may or may not have committed: drop tracking rather than guess.
@@ -133,11 +141,12 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
     throw err;
   } finally {
     watch.stop();
-    await snapshot.release(outcome).catch((e: unknown) => log.error({ err: e, outcome }, 'could not release the source snapshot'));
+    await snapshot.release(outcome, alsoChanged).catch((e: unknown) => log.error({ err: e, outcome }, 'could not release the source snapshot'));
   }
 }
 
 async function direct(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
+  await vm.settleDisks();
   const t = performance.now();
   const wasRunning = vm.state === 'running';
   const snapshot = await vm.snapshotDisks({ checkpoint: args.backupId });

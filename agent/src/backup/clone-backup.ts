@@ -3,11 +3,19 @@
  * finished clone is started with its network isolated, its disk is snapshotted,
  * the backup is made from that snapshot, and the clone is removed unless the
  * caller keeps it.
+ *
+ * The clone runs its guest before the snapshot, so the backup holds the
+ * source's disk at the switchover plus whatever the clone wrote meanwhile. Its
+ * change set is therefore the source's changes up to the switchover (inherited
+ * with the disks) plus the clone's own writes; the clone's own writes go back to
+ * the source, which counts them as changed after its new checkpoint: those
+ * blocks differ between the backup and the source's disk.
  */
 import { type CloneBackupArgs, type Logger, type UploadResult } from '../../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver, SnapshotOutcome } from '../drivers/driver.js';
 import type { JobEvents } from '../job-events.js';
 import { backupSnapshot } from './upload.js';
+import { bitmapToRuns, unionChanges } from './block-runs.js';
 
 export interface CloneBackupDeps {
   host: string;
@@ -24,18 +32,26 @@ export async function backupFromClone(clone: DriverVm, args: CloneBackupArgs, de
     deps.events.emit({ host: deps.host, jobId: args.jobId, vm: clone.id, type: 'backup.progress', phase, progress: fraction, detail });
   let removed = false;
   try {
+    // 0. Before it runs, the clone's tracking holds exactly the source's changes up to the switchover: set them
+    //    apart, so that what the clone writes from now on is known separately.
+    const start = await clone.snapshotDisks({ checkpoint: `${args.backupId}-clone-start` });
+    const inherited = start.changes;
+    await start.release('commit');
     // 1. The clone runs, cut off from the network so it never answers for the source.
     await clone.run({ isolateNetwork: true });
     await deps.announce(clone, 'vm.running');
     progress('snapshot', 0, `clone ${clone.spec.name} running isolated on ${deps.host}`);
-    // 2. A snapshot of the clone's disk: it carries the source's changes up to the switchover plus the clone's own.
+    if (args.settleMs > 0) await new Promise((r) => setTimeout(r, args.settleMs));
+    // 2. A snapshot of the clone's disk.
     const snapshot = await clone.snapshotDisks({ checkpoint: args.backupId });
+    const own = snapshot.changes;
     let outcome: SnapshotOutcome = 'abort';
     let result: UploadResult;
     try {
-      // 3. The backup is made from that snapshot.
+      // 3. The backup is made from that snapshot: what changed is the source's changes plus the clone's writes.
       result = await backupSnapshot(snapshot, {
         backupId: args.backupId,
+        changes: snapshot.disks.map((_, i) => unionChanges(inherited[i] ?? null, own[i] ?? null)),
         base: args.base,
         fullReason: args.fullReason,
         repository: args.repository,
@@ -47,11 +63,19 @@ export async function backupFromClone(clone: DriverVm, args: CloneBackupArgs, de
     } finally {
       await snapshot.release(outcome).catch((err: unknown) => log.warn({ err }, 'could not release the clone snapshot'));
     }
-    // 4. The clone goes, unless kept.
+    result.cloneWrites = snapshot.disks.map((_, i) => {
+      const c = own[i];
+      return c ? bitmapToRuns(c.bitmap) : null;
+    });
+    // 4. The clone goes, unless kept. The backup is committed: a failure to remove the clone is logged, not fatal.
     if (!args.keepClone) {
-      await deps.driver.destroy(clone.id);
-      removed = true;
-      await deps.announce(clone, 'vm.destroyed');
+      try {
+        await deps.driver.destroy(clone.id);
+        removed = true;
+        await deps.announce(clone, 'vm.destroyed');
+      } catch (err) {
+        log.error({ err }, 'backup committed, but the clone could not be removed');
+      }
     }
     return result;
   } catch (err) {

@@ -12,6 +12,7 @@ import {
   changedChunksFromBlocks,
   restoreDisk,
   uploadDisk,
+  zeroFill,
   type BackupBase,
   type BackupDisk,
   type BackupRecord,
@@ -19,10 +20,12 @@ import {
   type RepoDiskIndex,
   type UploadResult,
 } from '../../../shared/src/mod.js';
-import type { DiskSnapshot, DiskView, DriverVm } from '../drivers/driver.js';
+import type { BlockChanges, DiskSnapshot, DiskView, DriverVm } from '../drivers/driver.js';
 
 export interface BackupSnapshotOptions {
   backupId: string;
+  /** The changes to back up, per disk, instead of the snapshot's own (a clone's: the source's plus its own writes). */
+  changes?: (BlockChanges | null)[];
   base: BackupBase | null;
   /** Why the backup is full if it is (from the coordinator: no base, or not asked). */
   fullReason: string;
@@ -32,28 +35,43 @@ export interface BackupSnapshotOptions {
   onProgress?: (phase: string, fraction: number, detail: string) => void;
 }
 
-/** Reads one chunk of a view: holes are zero-filled without I/O; a chunk of holes only is reported as such. */
+/**
+ * Reads one chunk of a view. A chunk of holes only is reported as such without
+ * touching `into`; otherwise each run of allocated blocks is one read (the runs
+ * are read concurrently) and the holes between them are zeroed with `zeroFill`
+ * (the uploader's buffers are shared memory, where `Buffer.fill` is slow).
+ */
 export function chunkReader(view: DiskView, chunkSize: number): (i: number, into: Buffer) => Promise<'data' | 'hole'> {
   const per = chunkSize / view.blockSize;
+  const bs = view.blockSize;
   return async (i, into) => {
     const first = i * per;
     const end = Math.min(view.blockCount, first + per);
-    let any = false;
+    const reads: Promise<void>[] = [];
     let b = first;
     while (b < end) {
       const allocated = view.isAllocated(b);
       let n = 1;
       while (b + n < end && view.isAllocated(b + n) === allocated) n++;
-      const at = (b - first) * view.blockSize;
       if (allocated) {
-        any = true;
-        await view.read(b, n, into.subarray(at, at + n * view.blockSize));
-      } else {
-        into.fill(0, at, at + n * view.blockSize);
+        const at = (b - first) * bs;
+        reads.push(view.read(b, n, into.subarray(at, at + n * bs)));
       }
       b += n;
     }
-    return any ? 'data' : 'hole';
+    if (reads.length === 0) return 'hole';
+    // Zero the holes only once some block is known to hold data.
+    b = first;
+    while (b < end) {
+      let n = 0;
+      while (b + n < end && !view.isAllocated(b + n)) n++;
+      if (n > 0) zeroFill(into, (b - first) * bs, Math.min(into.length, (b + n - first) * bs));
+      b += n + 1;
+    }
+    // Every read settles before the buffer can be given back, even when one of them fails.
+    const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return 'data';
   };
 }
 
@@ -67,7 +85,8 @@ async function planIncremental(
   const { base } = opts;
   if (!base) return { bases: null, fullReason: opts.fullReason || 'no base backup' };
   if (base.repository !== opts.repository) return { bases: null, fullReason: `the base ${base.backupId} is in another repository (${base.repository})` };
-  for (const [i, c] of snapshot.disks.map((_, i) => [i, snapshot.changes[i]] as const)) {
+  const all = opts.changes ?? snapshot.changes;
+  for (const [i, c] of snapshot.disks.map((_, i) => [i, all[i] ?? null] as const)) {
     const name = snapshot.disks[i]!.name;
     if (!c) return { bases: null, fullReason: `changed-block tracking of disk '${name}' was lost (an unclean agent stop) or invalidated` };
     if (c.since !== base.backupId) {
@@ -107,7 +126,7 @@ export async function backupSnapshot(snapshot: DiskSnapshot, opts: BackupSnapsho
     let before = 0;
     for (const [i, view] of snapshot.disks.entries()) {
       const base = bases?.[i];
-      const changes = snapshot.changes[i];
+      const changes = (opts.changes ?? snapshot.changes)[i];
       const r = await uploadDisk(
         repo,
         { name: view.name, sizeBytes: view.sizeBytes, chunkSize, readChunk: chunkReader(view, chunkSize) },

@@ -90,11 +90,11 @@ export interface DiskSnapshot {
    */
   readonly chains: string[][];
   /**
-   * Ends the snapshot (idempotent); its views fail afterwards. The VM's own disk never loses a write. Unless the
-   * snapshot is `shareable`, the layer added by the freeze is merged back (in the background while the guest
-   * runs), so chains do not grow per snapshot.
+   * Ends the snapshot (idempotent). The VM's own disk never loses a write. With 'commit', `alsoChanged` (per
+   * disk) names blocks the committed backup holds differently from this disk as of the snapshot (a backup
+   * clone's own writes): they count as changed since the new checkpoint. `null` for a disk drops its tracking.
    */
-  release(outcome: SnapshotOutcome): Promise<void>;
+  release(outcome: SnapshotOutcome, alsoChanged?: (Uint32Array | null)[]): Promise<void>;
 }
 
 export interface SnapshotOptions {
@@ -140,6 +140,11 @@ export interface DriverVm {
    * further; a running one is paused only for the freeze itself (well under a millisecond of work).
    */
   snapshotDisks(opts?: SnapshotOptions): Promise<DiskSnapshot>;
+  /**
+   * Resolves once no disk merge (from an earlier snapshot's release) runs, so that a snapshot taken next is
+   * O(1). Call it before suspending the VM for one: a merge finished while suspended would lengthen the pause.
+   */
+  settleDisks(): Promise<void>;
   /**
    * Target side (an incoming clone, a restore): writes whole blocks into disk `disk`. Only while not running.
    * Zero blocks cost no data. Blocks it changes get their change-tracking bits, as guest writes do, so an

@@ -115,15 +115,17 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
       round++;
     }
 
-    // Switchover: the suspended window.
+    // Switchover: the suspended window. A disk merge left by an earlier snapshot finishes first, while the
+    // guest runs, so the freeze inside the window stays O(1).
+    if (opts.onSuspended) await vm.settleDisks();
     const tSuspend = performance.now();
     await vm.suspend();
     suspended = true;
-    await opts.onSuspended?.();
     switchoverTimer = setTimeout(
       () => stream.cancel(`switchover took longer than ${opts.switchoverTimeoutMs} ms; source resumed`),
       opts.switchoverTimeoutMs,
     );
+    await opts.onSuspended?.();
     if (opts.fault === 'corrupt-final-frame') corruptPending = true;
     const finalRound = round + 1;
     const finalPages = await sendRound(finalRound, false);

@@ -27,6 +27,7 @@ clone is removed. The repository stores each 4 MiB chunk once (SHA-256, LZ4).
   --incremental            read and send only what changed since the VM's last backup; full when there is no valid base (the output says why)
   --keep-clone             keep the clone (running, network isolated) after the backup
   --clone-host HOST        where the clone runs (default: the host with the most free memory)
+  --clone-settle-ms N      let the clone run N ms before its disk is snapshotted (default 0)
   --max-downtime-ms N      the clone's switchover limit (default 300)
   --on-non-convergence P   refuse (default) | warn
   --max-bandwidth-mbps N   cap the pre-copy stream (MB/s)
@@ -40,6 +41,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
     incremental: { type: 'boolean' },
     'keep-clone': { type: 'boolean' },
     'clone-host': { type: 'string' },
+    'clone-settle-ms': { type: 'string' },
     'max-downtime-ms': { type: 'string' },
     'on-non-convergence': { type: 'string' },
     'max-bandwidth-mbps': { type: 'string' },
@@ -57,6 +59,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
       maxDowntimeMs: int(p, 'max-downtime-ms', 0),
       onNonConvergence: str(p, 'on-non-convergence'),
       maxBandwidthMbps: int(p, 'max-bandwidth-mbps', 0),
+      cloneSettleMs: int(p, 'clone-settle-ms', 0),
     });
     if (job.plan?.warning) console.error(`warning: ${job.plan.warning}`);
     if (flag(p, 'wait')) job = await waitWithProgress(c, job, 'backup');

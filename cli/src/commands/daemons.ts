@@ -106,7 +106,8 @@ export const COORDINATOR_HELP = `doppel coordinator: run the coordinator (host r
   --grpc ADDR      gRPC API address (default 127.0.0.1:7400)
   --http ADDR      JSON/HTTP API address (default 127.0.0.1:7401; '' disables)
   --repo-dir DIR   run the backup repository in this process, on DIR (default ~/.local/share/doppel/repo)
-  --repo-listen ADDR   its gRPC address, which agents dial (default 127.0.0.1:7402)
+  --repo-listen ADDR   its gRPC address (default 127.0.0.1:7402)
+  --repo-advertise ADDR  the address agents on other hosts dial for it (default: the bound --repo-listen)
   --repository ADDR    use a standalone repository ('doppel repo serve') instead
   --log-format json|pretty, --log-level LEVEL
 
@@ -121,6 +122,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     http: { type: 'string' },
     'repo-dir': { type: 'string' },
     'repo-listen': { type: 'string' },
+    'repo-advertise': { type: 'string' },
     repository: { type: 'string' },
   });
   if (flag(p, 'help')) return void console.log(COORDINATOR_HELP), 0;
@@ -132,7 +134,13 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     {
       grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'),
       httpListen: str(p, 'http', process.env.DOPPEL_HTTP_LISTEN ?? '127.0.0.1:7401'),
-      ...(repository ? { repository } : { repoDir, repoListen: str(p, 'repo-listen', process.env.DOPPEL_REPO_LISTEN ?? '127.0.0.1:7402') }),
+      ...(repository
+        ? { repository }
+        : {
+            repoDir,
+            repoListen: str(p, 'repo-listen', process.env.DOPPEL_REPO_LISTEN ?? '127.0.0.1:7402'),
+            repoAdvertise: str(p, 'repo-advertise', process.env.DOPPEL_REPO_ADVERTISE ?? ''),
+          }),
     },
     { nc, logger: log },
   );

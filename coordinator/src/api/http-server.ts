@@ -77,9 +77,15 @@ export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestL
             return send(res, 202, jobMessage(await svc.restoreBackup({ ...body, backup: id, toHost: body.toHost ?? '' })));
           }
           if (parts[3] !== 'verify') break;
+          // An unknown backup is a 404, answered before the stream starts.
+          await svc.getBackup(id);
           // Newline-delimited JSON: progress reports, the last one with done = true and every bad chunk.
           res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-          await svc.verifyBackup(id, (r) => void res.write(JSON.stringify(r) + '\n'));
+          const ac = new AbortController();
+          res.on('close', () => ac.abort());
+          await svc.verifyBackup(id, async (r) => {
+            if (!res.write(JSON.stringify(r) + '\n')) await drainOrGone(res, 'close', ac.signal);
+          });
           res.end();
           return;
         }

@@ -123,6 +123,8 @@ export interface BackupStartArgs {
   fullReason: string;
   repository: string;
   keepClone: boolean;
+  /** Clone mode: how long the clone runs before its snapshot. */
+  cloneSettleMs: number;
 }
 
 /** Source agent -> clone host: back the finished clone up (clone mode, after its disks arrived). */
@@ -134,6 +136,7 @@ export interface CloneBackupArgs {
   fullReason: string;
   repository: string;
   keepClone: boolean;
+  settleMs: number;
   /** Opaque to the clone host: goes into the manifest's metadata. */
   metadataJson: string;
 }
@@ -150,6 +153,11 @@ export interface UploadResult {
   chunksZero: number;
   chunksTotal: number;
   uploadMs: number;
+  /**
+   * Clone mode: per disk, the blocks the clone itself wrote before its snapshot, as flat [first, count, ...]
+   * runs, or null when too many to send (the source then drops its tracking: the next backup is full).
+   */
+  cloneWrites?: (number[] | null)[];
 }
 
 export interface RestoreStartArgs {

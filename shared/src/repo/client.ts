@@ -180,6 +180,7 @@ export class ChunkWriter {
  */
 export class RepositoryClient {
   private readonly grpc: RepositoryGrpcClient;
+  private streamClient: RepositoryGrpcClient | undefined;
   private readonly context: string;
   private readonly callDeadlineMs: number;
   private readonly commitDeadlineMs: number;
@@ -189,17 +190,35 @@ export class RepositoryClient {
     readonly addr: string,
     opts: RepositoryClientOptions = {},
   ) {
+    this.grpc = this.channel(false);
+    this.context = `repository ${addr}`;
+    this.callDeadlineMs = opts.callDeadlineMs ?? 30_000;
+    this.commitDeadlineMs = opts.commitDeadlineMs ?? 120_000;
+  }
+
+  /**
+   * A grpc-js client. The chunk streams get a connection of their own
+   * (`streams`): on a shared one, a MissingChunks query waits behind the
+   * megabytes of chunk data already queued on the TCP connection (we measured
+   * 20-45 ms per query during an upload, against a few ms on its own connection).
+   */
+  private channel(streams: boolean): RepositoryGrpcClient {
     const proto = loadRepositoryProto();
-    this.grpc = new proto.doppel.v1.Repository(addr, credentials.createInsecure(), {
+    return new proto.doppel.v1.Repository(this.addr, credentials.createInsecure(), {
       'grpc.max_send_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
       'grpc.max_receive_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
       // ReadChunks flows server -> client: a 64 KiB window would bound a restore, as it did the page stream.
       'grpc-node.flow_control_window': DATA_PLANE_WINDOW_BYTES,
       'grpc.keepalive_time_ms': 30_000,
+      // A subchannel of this client's own, not shared with other clients of the same address.
+      ...(streams ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
     });
-    this.context = `repository ${addr}`;
-    this.callDeadlineMs = opts.callDeadlineMs ?? 30_000;
-    this.commitDeadlineMs = opts.commitDeadlineMs ?? 120_000;
+  }
+
+  /** The client for chunk streams, on its own connection (made on first use). */
+  private get streams(): RepositoryGrpcClient {
+    this.streamClient ??= this.channel(true);
+    return this.streamClient;
   }
 
   private deadline(ms: number = this.callDeadlineMs): { deadline: number } {
@@ -234,7 +253,7 @@ export class RepositoryClient {
 
   /** Opens a PutChunks stream. No deadline by default: a stream lives as long as an upload. */
   putChunks(opts: { deadlineMs?: number } = {}): ChunkWriter {
-    return new ChunkWriter(this.grpc, this.context, opts.deadlineMs);
+    return new ChunkWriter(this.streams, this.context, opts.deadlineMs);
   }
 
   /** Commits a backup: its indexes, then its manifest. Every non-zero chunk must be stored already. */
@@ -378,5 +397,6 @@ export class RepositoryClient {
   /** Closes the channel; calls in progress fail. */
   close(): void {
     this.grpc.close();
+    this.streamClient?.close();
   }
 }

@@ -1,15 +1,17 @@
 /**
  * Uploads one disk into the repository, digests first.
  *
- * Two stages run concurrently with a bounded number of chunk buffers between
- * them (`readAhead`, default 6: 24 MiB at 4 MiB chunks):
+ * Three stages run concurrently with a bounded number of chunk buffers between
+ * them (`readAhead`, default 8: 32 MiB at 4 MiB chunks):
  *  - the reader walks the disk. A chunk unchanged since the base backup takes
  *    the base's digest without being read; a hole costs nothing; a read chunk
- *    that is all zeros is recorded as such; the rest are hashed on the thread
- *    pool (WebCrypto) so hashing overlaps with reading and with the network.
- *  - the sender takes whatever chunks are ready, asks the repository which of
- *    their digests it lacks (one MissingChunks per batch), and LZ4-compresses
- *    and streams only those, waiting for `drain` when grpc-js asks.
+ *    that is all zeros is recorded as such; the rest are hashed on worker
+ *    threads (hash-pool.ts) so hashing overlaps with reading and with the network.
+ *  - the querier takes whatever chunks are hashed and asks the repository which
+ *    of their digests it lacks (one MissingChunks per batch, at most two in
+ *    flight), so that a query's round trip overlaps the stream.
+ *  - the sender takes the answered chunks in disk order, and LZ4-compresses and
+ *    streams only the missing ones, waiting for `drain` when grpc-js asks.
  * The PutChunks stream is opened only when a chunk has to be sent, so an
  * unchanged or fully deduplicated disk costs only its reads and queries.
  */
@@ -137,6 +139,33 @@ interface Pending {
   digest: Promise<Buffer>;
 }
 
+/** A hashed chunk and the pending answer to whether the repository lacks it. */
+interface Queried extends Pending {
+  d: Buffer;
+  key: string;
+  answer: Promise<Set<string>> | undefined;
+}
+
+/** Wakes whoever waits, once per `notify`; a `notify` with nobody waiting is not remembered (callers re-check state). */
+class Signal {
+  private waiters: (() => void)[] = [];
+
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/** Chunk buffers between reading and sending, by default. */
+const DEFAULT_READ_AHEAD = 8;
+/** MissingChunks queries in flight at once. */
+const MAX_QUERIES_OUT = 2;
+
 const EMPTY = Buffer.alloc(0);
 
 /** Uploads one disk; commit its index (with the other disks') with `RepositoryClient.commit`. */
@@ -161,26 +190,33 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
   const n = chunkCount(sizeBytes, chunkSize);
   const digests = new Array<Buffer>(n);
   const stats: DiskUploadStats = { bytesRead: 0, bytesStored: 0, chunksNew: 0, chunksReused: 0, chunksZero: 0, chunksTotal: n, contentHash: '' };
-  const pool = new SharedBufferPool(chunkSize, Math.max(1, opts.readAhead ?? 6));
+  const pool = new SharedBufferPool(chunkSize, Math.max(2, opts.readAhead ?? DEFAULT_READ_AHEAD));
   // Compressed chunks on their way out (plain memory: protobufjs copies it faster than shared).
   const outPool = new SharedBufferPool(chunkSize, 4, false);
+  /** Read and being hashed, in disk order. */
   const ready: Pending[] = [];
+  /** Asked about (or being asked about), in disk order. */
+  const queried: Queried[] = [];
+  /** Digests (hex) known to be stored, or sent on this upload's stream. */
   const known = new Set<string>();
+  /** Digests (hex) asked about on this upload; a repeat is settled by the first one's outcome. */
+  const asked = new Set<string>();
   let chunksDone = 0;
   let producing = true;
+  let querying = true;
+  let queriesOut = 0;
   let failure: Error | undefined;
   let writer: ChunkWriter | undefined;
-  let wakeSender: (() => void) | undefined;
-  const wake = () => {
-    const w = wakeSender;
-    wakeSender = undefined;
-    w?.();
-  };
+  const chunksReady = new Signal();
+  const answersReady = new Signal();
+  const queryRoom = new Signal();
   const fail = (err: unknown) => {
     failure ??= err instanceof Error ? err : new AbortedError(String(err));
     pool.fail(failure);
     outPool.fail(failure);
-    wake();
+    chunksReady.notify();
+    answersReady.notify();
+    queryRoom.notify();
   };
   const interval = opts.progressIntervalMs ?? 250;
   let lastProgress = performance.now();
@@ -226,56 +262,79 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
         continue;
       }
       const digest = sha256Async(view);
-      // Awaited by the sender; this only keeps a failure from counting as unhandled meanwhile.
+      // Awaited by the querier; this only keeps a failure from counting as unhandled meanwhile.
       digest.catch(() => undefined);
       ready.push({ i, buf, view, digest });
-      wake();
+      chunksReady.notify();
+    }
+  };
+
+  // Asks which digests the repository lacks, a batch at a time, while earlier answers are being sent:
+  // the query's round trip then overlaps the stream instead of stopping it.
+  const query = async () => {
+    for (;;) {
+      while (ready.length === 0 && producing && !failure) await chunksReady.wait();
+      // Chunks that become ready meanwhile join the next batch.
+      while (queriesOut >= MAX_QUERIES_OUT && !failure) await queryRoom.wait();
+      if (failure || ready.length === 0) return;
+      const batch = ready.splice(0, MAX_MISSING_QUERY);
+      const ds = await Promise.all(batch.map((p) => p.digest));
+      if (failure) return;
+      // Ask once per digest (a disk repeats content, e.g. an image's blocks); repeats follow the first one.
+      const ask: Buffer[] = [];
+      const items = batch.map((p, k): Queried => {
+        const key = ds[k]!.toString('hex');
+        digests[p.i] = ds[k]!;
+        if (!known.has(key) && !asked.has(key)) {
+          asked.add(key);
+          ask.push(ds[k]!);
+        }
+        return { ...p, d: ds[k]!, key, answer: undefined };
+      });
+      const answer = ask.length > 0 ? client.missingChunks(ask).then((m) => new Set(m.map((j) => ask[j]!.toString('hex')))) : Promise.resolve(new Set<string>());
+      queriesOut++;
+      answer
+        .finally(() => {
+          queriesOut--;
+          queryRoom.notify();
+        })
+        .catch(() => undefined);
+      for (const it of items) it.answer = answer;
+      queried.push(...items);
+      answersReady.notify();
     }
   };
 
   const send = async () => {
     const encoder = new ChunkEncoder();
     for (;;) {
-      while (ready.length === 0 && producing && !failure) await new Promise<void>((resolve) => (wakeSender = resolve));
-      if (failure || ready.length === 0) return;
-      const batch = ready.splice(0, MAX_MISSING_QUERY);
-      const ds = await Promise.all(batch.map((p) => p.digest));
-      // Ask once per digest not already known to be stored (a disk repeats content, e.g. an image's blocks).
-      const ask: Buffer[] = [];
-      const askedAt = new Map<string, number>();
-      const keys = ds.map((d) => d.toString('hex'));
-      for (const [k, key] of keys.entries()) {
-        if (known.has(key) || askedAt.has(key)) continue;
-        askedAt.set(key, ask.length);
-        ask.push(ds[k]!);
-      }
-      const missing = new Set((ask.length > 0 ? await client.missingChunks(ask) : []).map((j) => ask[j]!.toString('hex')));
-      for (const [k, p] of batch.entries()) {
-        const key = keys[k]!;
-        digests[p.i] = ds[k]!;
-        if (missing.has(key) && !known.has(key)) {
-          const out = await outPool.acquire();
-          const enc = encoder.encode(ds[k]!, p.view, out);
-          writer ??= client.putChunks();
-          known.add(key);
-          stats.bytesStored += enc.data.length;
-          // Whichever buffer goes out comes back once grpc-js is done with the message.
-          if (enc.compressed) {
-            pool.release(p.buf);
-            await writer.write(enc, () => outPool.release(out));
-          } else {
-            outPool.release(out);
-            await writer.write(enc, () => pool.release(p.buf));
-          }
-        } else {
-          known.add(key);
-          stats.chunksReused++;
+      while (queried.length === 0 && querying && !failure) await answersReady.wait();
+      if (failure || queried.length === 0) return;
+      const p = queried.shift()!;
+      const missing = await p.answer!;
+      if (failure) return;
+      if (missing.has(p.key) && !known.has(p.key)) {
+        const out = await outPool.acquire();
+        const enc = encoder.encode(p.d, p.view, out);
+        writer ??= client.putChunks();
+        known.add(p.key);
+        stats.bytesStored += enc.data.length;
+        // Whichever buffer goes out comes back once grpc-js is done with the message.
+        if (enc.compressed) {
           pool.release(p.buf);
+          await writer.write(enc, () => outPool.release(out));
+        } else {
+          outPool.release(out);
+          await writer.write(enc, () => pool.release(p.buf));
         }
-        chunksDone++;
-        progress(false);
-        if (failure) return;
+      } else {
+        known.add(p.key);
+        stats.chunksReused++;
+        pool.release(p.buf);
       }
+      chunksDone++;
+      progress(false);
+      if (failure) return;
     }
   };
 
@@ -285,7 +344,13 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
         .catch(fail)
         .finally(() => {
           producing = false;
-          wake();
+          chunksReady.notify();
+        }),
+      query()
+        .catch(fail)
+        .finally(() => {
+          querying = false;
+          answersReady.notify();
         }),
       send().catch(fail),
     ]);

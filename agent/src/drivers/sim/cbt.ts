@@ -57,13 +57,19 @@ export class ChangeTracker {
   }
 
   /** Ends the open checkpoint: commit makes it the new base, abort puts its bits back, invalidate drops tracking. */
-  settle(outcome: SnapshotOutcome): void {
+  settle(outcome: SnapshotOutcome, alsoChanged?: Uint32Array | null): void {
     const t = this.taken;
     if (!t) return;
     this.taken = null;
     if (outcome === 'commit') {
       this.since = t.id;
-      this.lost = false;
+      this.lost = alsoChanged === null;
+      // Blocks the committed backup holds differently from this disk (a clone's own writes) differ from the
+      // new base: they count as changed, or the next incremental would carry the clone's bytes.
+      if (alsoChanged) {
+        if (alsoChanged.length !== this.bits.length) this.lost = true;
+        else for (let w = 0; w < alsoChanged.length; w++) if (alsoChanged[w] !== 0) Atomics.or(this.bits, w, alsoChanged[w]! | 0);
+      }
     } else if (outcome === 'abort') {
       for (let w = 0; w < t.bitmap.length; w++) if (t.bitmap[w] !== 0) Atomics.or(this.bits, w, t.bitmap[w]! | 0);
     } else {

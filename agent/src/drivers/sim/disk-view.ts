@@ -81,7 +81,7 @@ export class ChainView implements DiskView {
 
 /** Who ends a snapshot: the VM, which merges its layers back unless it is shareable. */
 export interface SnapshotOwner {
-  releaseSnapshot(s: SimDiskSnapshot, outcome: SnapshotOutcome): Promise<void>;
+  releaseSnapshot(s: SimDiskSnapshot, outcome: SnapshotOutcome, alsoChanged?: (Uint32Array | null)[]): Promise<void>;
 }
 
 /** A point-in-time snapshot of a VM's disks: views of the frozen chains, and the changes its checkpoint took. */
@@ -101,9 +101,9 @@ export class SimDiskSnapshot implements DiskSnapshot {
     this.disks = frozen.map((f) => new ChainView(f.info, f.layers, () => !this.released));
   }
 
-  release(outcome: SnapshotOutcome): Promise<void> {
+  release(outcome: SnapshotOutcome, alsoChanged?: (Uint32Array | null)[]): Promise<void> {
     if (this.released) return Promise.resolve();
     this.released = true;
-    return this.owner.releaseSnapshot(this, outcome);
+    return this.owner.releaseSnapshot(this, outcome, alsoChanged);
   }
 }

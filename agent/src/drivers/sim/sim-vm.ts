@@ -121,6 +121,9 @@ export class SimVm implements DriverVm {
     if (opts.isolateNetwork && !this.isolated) {
       this.isolated = true;
       Atomics.store(this.ctrl, CTRL.netIsolated, 1);
+      // A guest cut off from its network behaves differently from here on (no packets, other timers): its
+      // workload takes another course than the source's, as a real clone's would.
+      this.machine[MS.prng1] = (this.machine[MS.prng1]! ^ 0x5bd1e995) >>> 0;
       this.saveRecord();
     }
     if (this._state === 'running') return;
@@ -401,9 +404,9 @@ export class SimVm implements DriverVm {
   }
 
   /** Called by a snapshot's release(). */
-  releaseSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome): Promise<void> {
+  releaseSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome, alsoChanged?: (Uint32Array | null)[]): Promise<void> {
     return this.exclusive(async () => {
-      this.vmDisks.endSnapshot(snap, outcome);
+      this.vmDisks.endSnapshot(snap, outcome, alsoChanged);
       this.vmDisks.compact(this.live, () => this.wake());
     });
   }

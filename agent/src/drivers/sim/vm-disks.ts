@@ -334,10 +334,10 @@ export class VmDisks {
   }
 
   /** Ends a snapshot's part in change tracking and in merges; the caller then compacts. */
-  endSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome): void {
+  endSnapshot(snap: DiskSnapshot, outcome: SnapshotOutcome, alsoChanged?: (Uint32Array | null)[]): void {
     const s = snap as SimDiskSnapshot;
     if (!this.snapshots.delete(s)) return;
-    if (s.checkpoint) for (const t of this.trackers) t.settle(outcome);
+    if (s.checkpoint) this.trackers.forEach((t, i) => t.settle(outcome, alsoChanged ? (alsoChanged[i] ?? null) : undefined));
   }
 
   /** Every open snapshot ends as aborted, without merging (a clean stop): the next load folds the layers. */

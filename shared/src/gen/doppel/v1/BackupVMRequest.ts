@@ -22,6 +22,10 @@ export interface BackupVMRequest {
   'maxDowntimeMs'?: (number);
   'onNonConvergence'?: (string);
   'maxBandwidthMbps'?: (number);
+  /**
+   * Let the clone run this long before its disk is snapshotted (its services start, its guest settles).
+   */
+  'cloneSettleMs'?: (number);
 }
 
 export interface BackupVMRequest__Output {
@@ -45,4 +49,8 @@ export interface BackupVMRequest__Output {
   'maxDowntimeMs': (number);
   'onNonConvergence': (string);
   'maxBandwidthMbps': (number);
+  /**
+   * Let the clone run this long before its disk is snapshotted (its services start, its guest settles).
+   */
+  'cloneSettleMs': (number);
 }
