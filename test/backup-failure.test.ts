@@ -49,6 +49,33 @@ test('a clone host killed halfway through a backup: no visible backup, and the n
   }
 });
 
+test('the agent of a direct backup killed halfway: no visible backup; its VM comes back and the next run reuses the stored chunks', async () => {
+  const fleet = await LocalFleet.start({ mode: 'process', heartbeatMs: 300, agentMemoryMib: 2048 });
+  try {
+    const c = fleet.client;
+    const vm = await c.createVm({ name: 'solo', host: 'host-a', memoryMib: 32, workload: quiet, disks: [{ name: 'disk0', sizeMib: 1536, image: 'solo-img' }] });
+    const job = await c.backup({ vm: vm.name, direct: true });
+    await eventually(async () => {
+      const j = await c.job(job.id);
+      return j.phase === 'upload' && j.progress > 0.2 ? true : j.state === 'completed' || j.state === 'failed' ? false : undefined;
+    }, 'upload under way', 60_000).then((ok) => assert.ok(ok, 'the backup was still uploading'));
+    await fleet.killAgent('host-a');
+    const failed = await c.waitJob(job.id, undefined, 30_000);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error, /source host 'host-a' went down/);
+    assert.deepEqual(await c.backups(), []);
+
+    await fleet.startAgent('host-a');
+    await fleet.waitHosts(['host-a']);
+    await eventually(async () => ((await c.vms('host-a')).some((v) => v.id === vm.id) ? true : undefined), 'VM reloaded');
+    const again = await c.waitJob((await c.backup({ vm: vm.name, direct: true })).id, undefined, 120_000);
+    assert.equal(again.state, 'completed', again.error);
+    assert.ok(again.backup!.result!.stats!.chunksReused > 0, 'chunks stored before the kill are reused');
+  } finally {
+    await fleet.stop();
+  }
+});
+
 test('change tracking survives a clean agent restart; after a kill the next backup is full and says why', async () => {
   const fleet = await LocalFleet.start({ mode: 'process', heartbeatMs: 300, agentMemoryMib: 2048 });
   try {

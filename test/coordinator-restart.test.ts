@@ -46,6 +46,19 @@ test('hosts and jobs survive a coordinator restart, including a job that ran whi
   assert.ok((await c1.vms()).some((v) => v.id === vm.id));
 });
 
+test('a backup that runs while the coordinator restarts is completed and catalogued by the next one', async () => {
+  const c0 = fleet.client;
+  const vm = await c0.createVm({ name: 'kept', host: 'host-a', memoryMib: 32, workload: { dirtyRate: 1000, pattern: 'hotset', seed: 2 }, disks: [{ name: 'disk0', sizeMib: 32, image: 'base' }] });
+  // A capped pre-copy: the coordinator (and the repository inside it) is back before the upload starts.
+  const running = await c0.backup({ vm: vm.name, cloneHost: 'host-b', maxBandwidthMbps: 20 });
+  await fleet.restartCoordinator();
+  const c1 = fleet.client;
+  const finished = await c1.waitJob(running.id);
+  assert.equal(finished.state, 'completed', finished.error);
+  const listed = await c1.backups(vm.name);
+  assert.deepEqual(listed.map((b) => b.id), [finished.backup!.backupId]);
+});
+
 test('a coordinator stops promptly even with a client following events', async () => {
   const ac = new AbortController();
   const following = fleet.client.events({ all: true, follow: true }, () => undefined, ac.signal).catch(() => undefined);

@@ -1,12 +1,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SimDriver } from '../agent/src/mod.js';
 import { hashDiskView } from '../agent/src/drivers/disk-hash.js';
-import type { DiskView } from '../agent/src/drivers/driver.js';
+import type { DiskView, DriverVm } from '../agent/src/drivers/driver.js';
+import { Datastore } from '../agent/src/drivers/sim/datastore.js';
 import { DiskWorkload } from '../agent/src/drivers/sim/guest-workload.js';
 import { MS, PATTERN_CODE } from '../agent/src/drivers/sim/layout.js';
 import { seedState } from '../agent/src/drivers/sim/prng.js';
@@ -75,6 +76,36 @@ async function checkSequential(view: DiskView, min: number, max = min): Promise<
   }
   assert.ok(stamped >= min && stamped <= max, `${stamped} writes on disk, expected ${min}..${max}`);
   for (let i = stamped; i < sectors; i++) assert.ok(isZero(buf.subarray(i * 4096, (i + 1) * 4096)), `data in sector ${i}, after the last write`);
+}
+
+/**
+ * A VM made as a restore target (blank disks, memory from its seed) has on its disks exactly the replay of its
+ * guest's writes: checks that, block by block, on a suspended VM with two disks. Returns each disk's hash.
+ */
+async function checkReplay(vm: DriverVm & { liveDiskView(disk: number): DiskView }, disks: readonly DiskSpec[], pattern: WorkloadPattern): Promise<string[]> {
+  const writes = vm.diskWrites();
+  const ms = new Uint32Array(MS.length);
+  ms.set(seedState(vm.spec.workload.seed), MS.prng0);
+  const blocks = disks.map((x) => x.sizeMib * 16);
+  const load = new DiskWorkload(ms, PATTERN_CODE[pattern], blocks[0]! + blocks[1]!, DISK_BLOCK_SIZE, vm.spec.workload.seed);
+  const expected = disks.map((x) => Buffer.alloc(x.sizeMib << 20));
+  for (let k = 1; k <= writes; k++) {
+    const { block, offset } = load.next();
+    const disk = block < blocks[0]! ? 0 : 1;
+    const b = disk === 0 ? block : block - blocks[0]!;
+    load.data(k, block).copy(expected[disk]!, b * DISK_BLOCK_SIZE + offset);
+  }
+  const hashes: string[] = [];
+  for (let disk = 0; disk < 2; disk++) {
+    const view = vm.liveDiskView(disk);
+    const got = await readAll(view);
+    for (let b = 0; b < blocks[disk]!; b++) {
+      const o = b * DISK_BLOCK_SIZE;
+      assert.ok(got.subarray(o, o + DISK_BLOCK_SIZE).equals(expected[disk]!.subarray(o, o + DISK_BLOCK_SIZE)), `${pattern}: disk ${disk} block ${b} differs from the replay`);
+    }
+    hashes.push(await hashDiskView(view));
+  }
+  return hashes;
 }
 
 test('disks of one image are identical, realistic, and quick to make; a blank disk is all holes', async () => {
@@ -223,30 +254,14 @@ test('every guest write lands, through snapshots and merges in the worker or the
           await vm.settleDisks();
           await vm.run();
         }
-        assert.equal(vm.diskChains()[0]!.length, round >= 3 ? 2 : 1, `round ${round}`);
+        // Round 3's snapshot was shareable: no other VM linked its base, so the release takes it back and folds it too.
+        assert.equal(vm.diskChains()[0]!.length, 1, `round ${round}`);
         await sleep(30);
       }
       await vm.suspend();
       const writes = vm.diskWrites();
       assert.ok(writes > 3000, `${writes} writes`);
-      const ms = new Uint32Array(MS.length);
-      ms.set(seedState(vm.spec.workload.seed), MS.prng0);
-      const blocks = disks.map((x) => x.sizeMib * 16);
-      const load = new DiskWorkload(ms, PATTERN_CODE[pattern], blocks[0]! + blocks[1]!, DISK_BLOCK_SIZE, vm.spec.workload.seed);
-      const expected = disks.map((x) => Buffer.alloc(x.sizeMib << 20));
-      for (let k = 1; k <= writes; k++) {
-        const { block, offset } = load.next();
-        const disk = block < blocks[0]! ? 0 : 1;
-        const b = disk === 0 ? block : block - blocks[0]!;
-        load.data(k, block).copy(expected[disk]!, b * DISK_BLOCK_SIZE + offset);
-      }
-      for (let disk = 0; disk < 2; disk++) {
-        const got = await readAll(vm.liveDiskView(disk));
-        for (let b = 0; b < blocks[disk]!; b++) {
-          const o = b * DISK_BLOCK_SIZE;
-          assert.ok(got.subarray(o, o + DISK_BLOCK_SIZE).equals(expected[disk]!.subarray(o, o + DISK_BLOCK_SIZE)), `${pattern}: disk ${disk} block ${b} differs from the replay`);
-        }
-      }
+      await checkReplay(vm, disks, pattern);
     } finally {
       await d.close();
     }
@@ -499,5 +514,188 @@ test('an isolated NIC stops counting; frozen views read fast', async () => {
     await snap.release('commit');
   } finally {
     await d.close();
+  }
+});
+
+test('shared bases fold back once no linked clone uses them: the chain stays bounded and no guest write is lost', async () => {
+  const shared = join(root, `shared-${n++}`);
+  const a = new SimDriver(host(shared));
+  const b = new SimDriver(host(shared));
+  try {
+    const disks = [
+      { name: 'a', sizeMib: 4, image: '' },
+      { name: 'b', sizeMib: 8, image: '' },
+    ];
+    // Blank disks and a seeded guest: the disks must equal a replay of its writes at the end.
+    const src = await a.create(spec('daily', { diskWriteRate: 20_000, pattern: 'hotset', disks }), { restore: true });
+    await src.run();
+    const lengths = () => src.diskChains().map((c) => c.length);
+    // Daily backups through linked clones: before the fix the chain grew by one layer per snapshot, forever.
+    for (let round = 0; round < 6; round++) {
+      await sleep(30);
+      await src.settleDisks();
+      assert.deepEqual(lengths(), [1, 1], `round ${round}: the previous base was folded back`);
+      const snap = await src.snapshotDisks({ shareable: true, checkpoint: `b${round}` });
+      assert.deepEqual(lengths(), [2, 2]);
+      const baseHash = await hashDiskView(snap.disks[0]!);
+      const clone = await b.create(spec(`clone-${round}`, { disks }), { incoming: true, cloneOf: src.id, linkedDisks: snap.chains });
+      assert.equal(await hashDiskView(clone.liveDiskView(0)), baseHash);
+      if (round % 2 === 0) {
+        // The clone goes first (a backup whose clone is removed before the source hears back).
+        await b.destroy(clone.id);
+        await snap.release('commit');
+      } else {
+        // The source hears back while the clone still lives (--keep-clone): the base stays, and is not written.
+        await snap.release('commit');
+        await sleep(30);
+        await src.settleDisks();
+        assert.deepEqual(lengths(), [2, 2], `round ${round}: the living clone pins its base`);
+        assert.equal(await hashDiskView(clone.liveDiskView(0)), baseHash, 'the base under the clone is unchanged');
+        await b.destroy(clone.id);
+      }
+      await src.settleDisks();
+      assert.deepEqual(lengths(), [1, 1], `round ${round}: folded back once the clone is gone`);
+    }
+    // Two clones at once, on nested bases: each base folds back when its last clone goes.
+    const s1 = await src.snapshotDisks({ shareable: true });
+    const c1 = await b.create(spec('c1', { disks }), { incoming: true, cloneOf: src.id, linkedDisks: s1.chains });
+    const h1 = await hashDiskView(s1.disks[1]!);
+    await s1.release('commit');
+    await sleep(30);
+    const s2 = await src.snapshotDisks({ shareable: true });
+    const c2 = await b.create(spec('c2', { disks }), { incoming: true, cloneOf: src.id, linkedDisks: s2.chains });
+    const h2 = await hashDiskView(s2.disks[1]!);
+    await s2.release('commit');
+    await src.settleDisks();
+    assert.deepEqual(lengths(), [3, 3], 'both bases pinned');
+    await b.destroy(c2.id);
+    await sleep(30);
+    await src.settleDisks();
+    assert.deepEqual(lengths(), [2, 2], "the upper base folded back; the lower one is still the first clone's");
+    assert.equal(await hashDiskView(c1.liveDiskView(1)), h1, 'the base under the first clone is unchanged');
+    assert.notEqual(h1, h2);
+    await b.destroy(c1.id);
+    await src.settleDisks();
+    assert.deepEqual(lengths(), [1, 1]);
+    await sleep(30);
+    await src.suspend();
+    assert.ok(src.diskWrites() > 3000, `${src.diskWrites()} writes`);
+    await checkReplay(src, disks, 'hotset');
+    // Nothing leaks: the datastore holds exactly the source's layers, none of them claimed-then-shared or pinned.
+    const layers = readdirSync(join(shared, 'layers')).filter((x) => !x.startsWith('.'));
+    assert.deepEqual(layers.sort(), src.diskChains().flat().sort());
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('a base taken back cannot be linked: a late clone fails cleanly, a new shareable snapshot shares it again', async () => {
+  const shared = join(root, `shared-${n++}`);
+  const a = new SimDriver(host(shared));
+  const b = new SimDriver(host(shared));
+  try {
+    const src = await a.create(spec('src', { disks: [{ name: 'disk0', sizeMib: 4, image: 'base' }] }));
+    await src.suspend();
+    const snap = await src.snapshotDisks({ shareable: true });
+    const chains = snap.chains;
+    const base = chains[0]![0]!;
+    // Released before the clone host linked (the clone job gave up): no one else uses the base, so it is taken back.
+    await snap.release('abort');
+    assert.deepEqual(src.diskChains(), [[base]]);
+    await src.writeDiskBlocks(0, 5, Buffer.alloc(DISK_BLOCK_SIZE, 0x77));
+    await assert.rejects(b.create(spec('late'), { incoming: true, cloneOf: src.id, linkedDisks: chains }), /no longer a shared base/);
+    assert.equal(b.list().length, 0);
+    assert.equal(readdirSync(join(shared, 'layers', base, 'refs')).length, 1, 'the late clone left no reference behind');
+    // Frozen again by a shareable snapshot, the same layer is a base a clone can link.
+    const again = await src.snapshotDisks({ shareable: true });
+    assert.deepEqual(again.chains, [[base]]);
+    const clone = await b.create(spec('clone'), { incoming: true, cloneOf: src.id, linkedDisks: again.chains });
+    assert.equal(await hashDiskView(clone.liveDiskView(0)), await hashDiskView(again.disks[0]!));
+    await again.release('commit');
+    assert.equal(src.diskChains()[0]!.length, 2, 'pinned by the clone');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('claiming a base and linking a clone on it at the same instant exclude each other', () => {
+  const ds = new Datastore(join(root, `ds-${n++}`));
+  const layer = ds.createLayer(DISK_BLOCK_SIZE * 4, 'h.src');
+  const refsDir = join(ds.layerDir(layer), 'refs');
+  // Another VM uses the base: no claim.
+  ds.addRef(layer, 'h.clone');
+  assert.equal(ds.claim(layer, 'h.src'), false);
+  assert.equal(ds.claimed(layer), false);
+  ds.addRef(layer, 'h.third');
+  ds.dropRef(layer, 'h.clone');
+  ds.dropRef(layer, 'h.third');
+  // A linking host wrote its reference but has not looked for the claim yet: the claim sees it and backs off.
+  writeFileSync(join(refsDir, 'h.racer'), '');
+  assert.equal(ds.claim(layer, 'h.src'), false);
+  assert.equal(ds.claimed(layer), false, 'a failed claim leaves no marker');
+  ds.dropRef(layer, 'h.racer');
+  // The claim went first: a link after it fails and takes its reference back.
+  assert.equal(ds.claim(layer, 'h.src'), true);
+  assert.equal(ds.claim(layer, 'h.src'), true, 'idempotent');
+  assert.throws(() => ds.addRef(layer, 'h.late'), /no longer a shared base/);
+  assert.deepEqual(ds.refs(layer), ['h.src']);
+  // Shared again (a shareable snapshot froze it): links work.
+  ds.share(layer);
+  ds.addRef(layer, 'h.late');
+  assert.deepEqual(ds.refs(layer).sort(), ['h.late', 'h.src']);
+});
+
+test('a base whose clone went while the source host was down folds back when the source loads', async () => {
+  const shared = join(root, `shared-${n++}`);
+  const ha = host(shared);
+  const a = new SimDriver(ha);
+  const b = new SimDriver(host(shared));
+  try {
+    const src = await a.create(spec('src', { diskWriteRate: 2000, disks: [{ name: 'disk0', sizeMib: 8, image: 'base' }] }));
+    await sleep(50);
+    const snap = await src.snapshotDisks({ shareable: true });
+    const clone = await b.create(spec('clone'), { incoming: true, cloneOf: src.id, linkedDisks: snap.chains });
+    await snap.release('commit');
+    await sleep(50);
+    await src.suspend();
+    await src.settleDisks();
+    assert.equal(src.diskChains()[0]!.length, 2);
+    const hash = await hashDiskView(src.liveDiskView(0));
+    await a.crash();
+    await b.destroy(clone.id);
+    const a2 = new SimDriver(ha);
+    try {
+      const [back] = await a2.load();
+      assert.ok(back);
+      assert.equal(back.diskChains()[0]!.length, 1, 'folded back at load');
+      assert.equal(await hashDiskView(back.liveDiskView(0)), hash);
+    } finally {
+      await a2.close();
+    }
+  } finally {
+    await b.close();
+  }
+});
+
+test('on one host, destroying the last linked clone folds the running source back without a snapshot', async () => {
+  const shared = join(root, `shared-${n++}`);
+  const a = new SimDriver(host(shared));
+  try {
+    const src = await a.create(spec('src', { diskWriteRate: 5000, pattern: 'sequential', disks: [{ name: 'disk0', sizeMib: 64, image: '' }] }));
+    await sleep(50);
+    const snap = await src.snapshotDisks({ shareable: true });
+    const clone = await a.create(spec('clone', { disks: src.spec.disks }), { incoming: true, cloneOf: src.id, linkedDisks: snap.chains });
+    await snap.release('commit');
+    assert.equal(src.diskChains()[0]!.length, 2);
+    await a.destroy(clone.id);
+    const deadline = Date.now() + 5000;
+    while (src.diskChains()[0]!.length > 1 && Date.now() < deadline) await sleep(10);
+    assert.equal(src.diskChains()[0]!.length, 1, 'the worker folded the base back');
+    await src.suspend();
+    await checkSequential(src.liveDiskView(0), src.diskWrites());
+  } finally {
+    await a.close();
   }
 });

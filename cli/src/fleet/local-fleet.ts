@@ -96,7 +96,8 @@ export class LocalFleet {
     const repoDir = await this.repoDir();
     if (this.mode === 'in-process') {
       const nc = await connectNats(this.nats.url, 'doppel-coordinator');
-      const repo = this.opts.repository ? { repository: this.opts.repository } : { repoDir, repoListen: '127.0.0.1:0' };
+      // A restarted coordinator serves its repository on the same port: running jobs hold its address.
+      const repo = this.opts.repository ? { repository: this.opts.repository } : { repoDir, repoListen: this.repoAddr || '127.0.0.1:0' };
       const c = await Coordinator.start(
         { grpcListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', ...repo },
         { nc, logger: this.logger() },
@@ -113,7 +114,7 @@ export class LocalFleet {
       '127.0.0.1:0',
       '--http',
       '127.0.0.1:0',
-      ...(this.opts.repository ? ['--repository', this.opts.repository] : ['--repo-dir', repoDir, '--repo-listen', '127.0.0.1:0']),
+      ...(this.opts.repository ? ['--repository', this.opts.repository] : ['--repo-dir', repoDir, '--repo-listen', this.repoAddr || '127.0.0.1:0']),
     ]);
     this.repoAddr = String(ready.repository);
     this.setCoordinator(String(ready.grpc), String(ready.http), { name: 'coordinator', stop });
