@@ -604,13 +604,13 @@ test('a base taken back cannot be linked: a late clone fails cleanly, a new shar
     await snap.release('abort');
     assert.deepEqual(src.diskChains(), [[base]]);
     await src.writeDiskBlocks(0, 5, Buffer.alloc(DISK_BLOCK_SIZE, 0x77));
-    await assert.rejects(b.create(spec('late'), { incoming: true, cloneOf: src.id, linkedDisks: chains }), /no longer a shared base/);
+    await assert.rejects(b.create(spec('late', { disks: src.spec.disks }), { incoming: true, cloneOf: src.id, linkedDisks: chains }), /no longer a shared base/);
     assert.equal(b.list().length, 0);
     assert.equal(readdirSync(join(shared, 'layers', base, 'refs')).length, 1, 'the late clone left no reference behind');
     // Frozen again by a shareable snapshot, the same layer is a base a clone can link.
     const again = await src.snapshotDisks({ shareable: true });
     assert.deepEqual(again.chains, [[base]]);
-    const clone = await b.create(spec('clone'), { incoming: true, cloneOf: src.id, linkedDisks: again.chains });
+    const clone = await b.create(spec('clone', { disks: src.spec.disks }), { incoming: true, cloneOf: src.id, linkedDisks: again.chains });
     assert.equal(await hashDiskView(clone.liveDiskView(0)), await hashDiskView(again.disks[0]!));
     await again.release('commit');
     assert.equal(src.diskChains()[0]!.length, 2, 'pinned by the clone');
@@ -656,7 +656,7 @@ test('a base whose clone went while the source host was down folds back when the
     const src = await a.create(spec('src', { diskWriteRate: 2000, disks: [{ name: 'disk0', sizeMib: 8, image: 'base' }] }));
     await sleep(50);
     const snap = await src.snapshotDisks({ shareable: true });
-    const clone = await b.create(spec('clone'), { incoming: true, cloneOf: src.id, linkedDisks: snap.chains });
+    const clone = await b.create(spec('clone', { disks: src.spec.disks }), { incoming: true, cloneOf: src.id, linkedDisks: snap.chains });
     await snap.release('commit');
     await sleep(50);
     await src.suspend();
@@ -697,5 +697,30 @@ test('on one host, destroying the last linked clone folds the running source bac
     await checkSequential(src.liveDiskView(0), src.diskWrites());
   } finally {
     await a.close();
+  }
+});
+
+test('a crash while a taken-back base is being folded loses no completed write', async () => {
+  const shared = join(root, `shared-${n++}`);
+  const h = host(shared);
+  for (let round = 0; round < 3; round++) {
+    const d = new SimDriver(h);
+    const [old] = await d.load();
+    if (old) await d.destroy(old.id);
+    const vm = await d.create(spec(`f${round}`, { diskWriteRate: 20_000, pattern: 'sequential', disks: [{ name: 'disk0', sizeMib: 64, image: '' }] }));
+    await sleep(50);
+    const snap = await vm.snapshotDisks({ shareable: true });
+    await sleep(300);
+    // No clone linked it: the release takes the base back and the worker starts folding the overlay into it.
+    await snap.release('commit');
+    await sleep(round * 3);
+    await d.crash();
+    const writes = vm.diskWrites();
+    const d2 = new SimDriver(h);
+    const [back] = await d2.load();
+    assert.ok(back);
+    assert.equal(back.diskChains()[0]!.length, 1, 'the load finishes the fold');
+    await checkSequential(back.liveDiskView(0), writes, writes + 1);
+    await d2.close();
   }
 });

@@ -86,7 +86,8 @@ export interface DiskSnapshot {
   readonly changes: (BlockChanges | null)[];
   /**
    * For a shared datastore: per disk, the frozen layer chain (datastore-relative ids) that another host on the
-   * same datastore can use as the base of an overlay. Empty unless taken with `shareable`.
+   * same datastore can use as the base of an overlay. Empty unless taken with `shareable`. Link them while the
+   * snapshot is open: once it is released, the VM may take back layers no other VM uses, and a link then fails.
    */
   readonly chains: string[][];
   /**
@@ -104,8 +105,10 @@ export interface SnapshotOptions {
    */
   checkpoint?: string;
   /**
-   * Keep the frozen layers as a permanent, immutable base other VMs may share (a linked clone on a shared
-   * datastore): the VM's chain keeps one more layer; the base is deleted when no disk on any host uses it.
+   * Keep the frozen layers as an immutable base other VMs may share (a linked clone on a shared datastore): the
+   * VM's chain keeps one more layer while another VM uses the base. Once none does (checked at the VM's next
+   * release, settleDisks, snapshot or load), the VM takes the base back and folds its newer layers into it, as
+   * after any other snapshot. A base another VM uses is deleted with its last user.
    */
   shareable?: boolean;
 }
@@ -142,7 +145,8 @@ export interface DriverVm {
   snapshotDisks(opts?: SnapshotOptions): Promise<DiskSnapshot>;
   /**
    * Resolves once no disk merge (from an earlier snapshot's release) runs, so that a snapshot taken next is
-   * O(1). Call it before suspending the VM for one: a merge finished while suspended would lengthen the pause.
+   * O(1); first folds back shared bases (of `shareable` snapshots) that no other VM uses any more. Call it
+   * before suspending the VM for one: a merge finished while suspended would lengthen the pause.
    */
   settleDisks(): Promise<void>;
   /**

@@ -7,6 +7,14 @@
  * file in `refs/` per VM (on any host) whose chain uses the layer. A layer goes
  * when its last reference does, so a shared base outlives the VM that froze it
  * for as long as a linked clone anywhere still uses it.
+ *
+ * A base that only its own VM still references can be taken back by that VM
+ * (claimed) and written again: a merge folds the layers above into it. The claim
+ * leaves a `private` marker in the layer, and a host adding a reference checks
+ * for it after writing its reference file, while the claim re-reads the
+ * references after writing the marker: each side writes first and looks second,
+ * so of two racing at the same instant at least one sees the other and backs
+ * off. A linked clone never gets a base that is being written.
  */
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +24,8 @@ import type { DatastoreInfo } from '../driver.js';
 import { LAYER_ALLOC_FILE, LAYER_DATA_FILE, loadLayerDesc, type LayerDesc } from './layer-io.js';
 
 const LAYER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** In a layer's directory while its VM has taken it back from sharing (see claim()). */
+const PRIVATE_MARKER = 'private';
 
 export class Datastore {
   readonly info: DatastoreInfo;
@@ -93,13 +103,57 @@ export class Datastore {
     return loadLayerDesc(id, dir, blockCount);
   }
 
-  /** Adds a reference; fails if the layer is gone (its last user dropped it meanwhile). */
+  /**
+   * Adds a reference; fails if the layer is gone (its last user dropped it meanwhile) or its VM took it back
+   * (claim()): the reference is written first and the marker looked for second.
+   */
   addRef(id: string, ref: string): void {
+    const dir = this.layerDir(id);
+    const file = join(dir, 'refs', ref);
+    const had = existsSync(file);
     try {
-      writeFileSync(join(this.layerDir(id), 'refs', ref), '', { flag: 'w' });
+      writeFileSync(file, '', { flag: 'w' });
     } catch (err) {
       throw new NotFoundError(`layer ${id} is not in datastore ${this.info.id}`, { cause: err });
     }
+    if (existsSync(join(dir, PRIVATE_MARKER))) {
+      if (!had) rmSync(file, { force: true });
+      throw new NotFoundError(`layer ${id} is no longer a shared base: the VM that froze it took it back`);
+    }
+  }
+
+  /**
+   * Takes a frozen base back for `ref`, so that it may be written again: true when `ref` is its only reference,
+   * and from then on no host can add one (addRef fails) until share(). The marker is written first and the
+   * references read second, so a host linking a clone on the base at this instant is either seen here (the
+   * claim fails) or sees the marker (its link fails). Idempotent.
+   */
+  claim(id: string, ref: string): boolean {
+    if (!this.onlyRef(id, ref)) return false;
+    const marker = join(this.layerDir(id), PRIVATE_MARKER);
+    try {
+      writeFileSync(marker, ref);
+    } catch {
+      return false;
+    }
+    if (this.onlyRef(id, ref)) return true;
+    rmSync(marker, { force: true });
+    return false;
+  }
+
+  /** The layer is a frozen base others may reference again (a shareable snapshot froze it): undoes claim(). */
+  share(id: string): void {
+    rmSync(join(this.layerDir(id), PRIVATE_MARKER), { force: true });
+  }
+
+  /** True while claim() holds the layer. */
+  claimed(id: string): boolean {
+    return existsSync(join(this.layerDir(id), PRIVATE_MARKER));
+  }
+
+  private onlyRef(id: string, ref: string): boolean {
+    const refs = this.refs(id);
+    return refs.length === 1 && refs[0] === ref;
   }
 
   /** Drops a reference and deletes the layer if it was the last one. Returns true when the layer went. */

@@ -67,7 +67,7 @@ export class GuestDisks {
    */
   drain(): void {
     let chains: WorkerChain[] | undefined;
-    let merges: { disk: number; id: number }[] = [];
+    let merges: { disk: number; id: number; shared: number }[] = [];
     for (;;) {
       const m = receiveMessageOnPort(this.port) as { message: ToWorker } | undefined;
       if (!m) break;
@@ -80,10 +80,13 @@ export class GuestDisks {
       }
     }
     if (chains) this.setChains(chains);
-    for (const { disk, id } of merges) {
+    for (const { disk, id, shared } of merges) {
       // An id the driver has since withdrawn (it merged while the guest was parked) is stale and skipped.
       if (Atomics.load(this.mergeCtl, disk) !== id) continue;
-      this.chains[disk]!.startMerge(this.pending[disk]!);
+      const chain = this.chains[disk]!;
+      // Only ever lowered: the driver took frozen bases back, and the merge folds into the lowest of them.
+      if (shared < chain.shared) chain.shared = shared;
+      chain.startMerge(this.pending[disk]!);
       this.merges.set(disk, id);
     }
   }

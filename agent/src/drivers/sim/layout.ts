@@ -111,8 +111,12 @@ export interface WorkerDisksData {
   port: MessagePort;
 }
 
-/** Driver to worker. `chain` replaces every chain and drops any merge in progress. */
-export type ToWorker = { t: 'chain'; chains: WorkerChain[] } | { t: 'merge'; disk: number; id: number };
+/**
+ * Driver to worker. `chain` replaces every chain and drops any merge in progress. `merge` folds the layers above
+ * the disk's bottom `shared` ones into the lowest mutable one; `shared` may be lower than the chain's (the driver
+ * took frozen bases back that no other VM uses any more).
+ */
+export type ToWorker = { t: 'chain'; chains: WorkerChain[] } | { t: 'merge'; disk: number; id: number; shared: number };
 
 /** Worker to driver: a merge ended; `dropped` are the layers no longer in the chain (the chain record is written). */
 export type FromWorker = { t: 'merged'; disk: number; id: number; dropped: string[] };

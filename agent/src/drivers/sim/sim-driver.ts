@@ -137,10 +137,16 @@ export class SimDriver implements HypervisorDriver {
     const vm = this.vms.get(id);
     if (!vm) return false;
     this.vms.delete(id);
+    const layers = new Set(vm.diskChains().flat());
     try {
       await vm.destroy();
     } finally {
       rmSync(join(this.vmsDir, id), { recursive: true, force: true });
+    }
+    // A VM here that shared a base with it may be its last user now: it folds the base back (in the background,
+    // as after a snapshot's release). VMs on other hosts find out at their next compaction.
+    for (const other of this.vms.values()) {
+      if (other.diskChains().some((c) => c.some((l) => layers.has(l)))) other.reclaimDisks().catch(() => undefined);
     }
     return true;
   }

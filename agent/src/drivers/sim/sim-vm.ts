@@ -383,14 +383,37 @@ export class SimVm implements DriverVm {
     this.vmDisks.close();
   }
 
-  /** Resolves once no disk merge runs (a merge starts when a snapshot is released). */
+  /**
+   * Resolves once no disk merge runs (a merge starts when a snapshot is released), after folding back shared
+   * bases that no linked clone uses any more: the next snapshot then starts from a chain of one layer, and a
+   * linked clone of it pins only that one.
+   */
   settleDisks(): Promise<void> {
-    return this.exclusive(() => this.vmDisks.settle(() => this.live));
+    return this.exclusive(() => this.foldDisks());
+  }
+
+  private async foldDisks(): Promise<void> {
+    await this.vmDisks.settle(() => this.live);
+    this.vmDisks.compact(this.live, () => this.wake());
+    await this.vmDisks.settle(() => this.live);
+  }
+
+  /**
+   * Another VM on this host let go of layers this one may share: folds back bases no one else uses, in the
+   * worker. Not while the guest is parked: that may be a clone's pause, which a merge here would lengthen.
+   */
+  reclaimDisks(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.live) this.vmDisks.compact(true, () => this.wake());
+    });
   }
 
   snapshotDisks(opts: SnapshotOptions = {}): Promise<DiskSnapshot> {
     return this.exclusive(async () => {
-      await this.vmDisks.settle(() => this.live);
+      // A running guest folds what it can first, in its worker (no pause); a parked one may be in a clone's
+      // pause, so it only settles (settleDisks before the suspend did the folding).
+      if (this.live) await this.foldDisks();
+      else await this.vmDisks.settle(() => this.live);
       const wasRunning = this._state === 'running';
       if (wasRunning) await this.suspendNow();
       try {

@@ -6,6 +6,14 @@
  * runs merges; the driver changes chains only while the guest is parked (or
  * has no worker), then posts the new chains, which the worker takes before it
  * writes again.
+ *
+ * A shareable snapshot leaves its frozen layers as a base linked clones may
+ * overlay, so the chain keeps them. Once no other VM (on any host) references
+ * such a base, the VM claims it back (see Datastore.claim) and the next merge
+ * folds the layers above into it, as after any other snapshot: chains stay
+ * short however many linked clones came and went. The check is lazy (a clone
+ * on another host cannot tell the source it is gone): at each compaction and
+ * on load.
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { write } from 'node:fs';
@@ -131,6 +139,7 @@ export class VmDisks {
       throw err;
     }
     const disks = new VmDisks(ds, vmDir, ref, specs, chains, ChangeTracker.load(vmDir, specs.map((s) => diskInfo(s).blockCount)));
+    disks.reclaimShared();
     disks.mergeHere();
     return disks;
   }
@@ -242,12 +251,35 @@ export class VmDisks {
   }
 
   /**
+   * Takes back the frozen shared bases that no other VM references any more, so that the next merge folds the
+   * layers above into them: per disk, from the top of the shared ones down, stopping at the first that another VM
+   * (on any host) uses or an open snapshot holds. Only lowers `shared` in memory: the record follows with the
+   * merge (by whichever thread ends it), and until then the claims in the datastore keep the bases private, so
+   * a crash loses nothing (the chain reads the same; the next load claims them again). Skips disks whose merge
+   * runs in the worker. Only while no snapshot blocks merges.
+   */
+  private reclaimShared(): void {
+    if (this.mergeBlocked) return;
+    // An open shareable snapshot's frozen chain is the base it may hand out: it stays shared.
+    const floor = this.infos.map(() => 0);
+    for (const s of this.snapshots) s.chains.forEach((c, d) => (floor[d] = Math.max(floor[d]!, c.length)));
+    this.chains.forEach((c, d) => {
+      if (this.inflight.has(d)) return;
+      let shared = c.shared;
+      while (shared > floor[d]! && this.ds.claim(c.layers[shared - 1]!.id, this.ref)) shared--;
+      c.shared = shared;
+    });
+  }
+
+  /**
    * Folds each disk's layers above its lowest mutable one back into it, so chains do not grow per snapshot:
-   * in the worker while the guest runs (no pause), or here at once when it does not.
+   * in the worker while the guest runs (no pause), or here at once when it does not. Shared bases no other VM
+   * uses any more are taken back first (reclaimShared), so they fold too.
    */
   compact(running: boolean, wake: () => void): void {
     this.drain();
     if (this.mergeBlocked) return;
+    this.reclaimShared();
     if (!running || !this.port) {
       this.mergeHere();
       return;
@@ -257,7 +289,7 @@ export class VmDisks {
       const id = ++this.mergeSeq;
       Atomics.store(this.mergeCtl, d, id);
       this.inflight.set(d, id);
-      const msg: ToWorker = { t: 'merge', disk: d, id };
+      const msg: ToWorker = { t: 'merge', disk: d, id, shared: c.shared };
       this.port!.postMessage(msg);
     });
     wake();
@@ -325,6 +357,9 @@ export class VmDisks {
       return { info, layers };
     });
     this.writeRecord();
+    // The frozen layers are a base others may link from now on: undo any claim on them (after the record, so a
+    // crash in between leaves claimed layers in the shared part, which the next load claims again).
+    if (opts.shareable) for (const c of this.chains) for (const l of c.layers.slice(0, c.shared)) this.ds.share(l.id);
     const changes = checkpoint === undefined ? [] : this.trackers.map((t) => t.checkpoint(checkpoint));
     this.postChains();
     const chains = opts.shareable ? frozen.map((f) => f.layers.map((l) => l.id)) : [];
