@@ -180,6 +180,11 @@ export class Repository {
   async putChunk(c: EncodedChunk, dirsToSync?: Set<string>): Promise<{ stored: boolean; bytes: number }> {
     checkChunkShape(c, this.chunkSize);
     const name = digestHex(c.digest);
+    // Each step below mostly waits (for a hash worker, for the thread pool, for the disk), so the independent
+    // ones overlap: whether the chunk is stored already is asked while it is verified, and its prefix
+    // directory is made while the temp file is written. Nothing is renamed into place before both are done.
+    const held = this.hasChunk(c.digest);
+    held.catch(() => undefined);
     const got = await this.withRaw(c, (raw) => {
       if (isAllZero(raw)) {
         throw new InvalidArgumentError(`chunk ${name} is all zeros: zero chunks are never stored (index them with an empty digest)`);
@@ -189,19 +194,23 @@ export class Repository {
     if (!got.equals(c.digest)) {
       throw new DataCorruptionError(`chunk ${name} rejected: its content hashes to ${digestHex(got)}`);
     }
-    if (await this.hasChunk(c.digest)) return { stored: false, bytes: 0 };
+    if (await held) return { stored: false, bytes: 0 };
     const final = this.chunkPath(c.digest);
     const dir = path.dirname(final);
     const tmp = tmpPath(this.tmpDir, name.slice(0, 16));
     try {
       const dirs = dirsToSync ?? new Set<string>();
-      if (!this.chunkDirs.has(dir)) {
-        // A new prefix directory is itself an entry of chunks/ to make durable.
-        if ((await mkdir(dir, { recursive: true })) !== undefined) dirs.add(path.dirname(dir));
-        this.chunkDirs.add(dir);
-      }
+      const made = this.chunkDirs.has(dir)
+        ? undefined
+        : mkdir(dir, { recursive: true }).then((first) => {
+            // A new prefix directory is itself an entry of chunks/ to make durable.
+            if (first !== undefined) dirs.add(path.dirname(dir));
+            this.chunkDirs.add(dir);
+          });
+      made?.catch(() => undefined);
       const header = chunkHeader(c.rawLength, c.compressed, c.data.length);
       await writeDurable(tmp, [header, c.data]);
+      await made;
       // A concurrent upload may have stored the same chunk meanwhile: same name, same content.
       await rename(tmp, final);
       dirs.add(dir);

@@ -33,6 +33,18 @@ export class SharedBufferPool {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /** A buffer if one is free (or may still be made) right now, else undefined; never waits. */
+  tryAcquire(): Buffer | undefined {
+    if (this.failure) throw this.failure;
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.created < this.max) {
+      this.created++;
+      return this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size);
+    }
+    return undefined;
+  }
+
   /** Gives a buffer from `acquire` back (the caller no longer touches it). */
   release(b: Buffer): void {
     const w = this.waiters.shift();

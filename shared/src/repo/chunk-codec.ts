@@ -15,6 +15,65 @@ export interface EncodedChunk {
   /** `data` is an LZ4 block; otherwise it is the raw content. */
   compressed: boolean;
   data: Buffer;
+  /**
+   * The whole Chunk message as protobuf bytes, ending with `data` in place,
+   * when the encoder could build it so (`encodeFramed`): then it is sent as it
+   * is, without protobufjs copying the payload into a message of its own.
+   */
+  wire?: Buffer;
+}
+
+/** Bytes `encodeFramed` needs in front of a payload for the Chunk message's other fields (at most 48). */
+export const CHUNK_WIRE_HEADROOM = 64;
+
+function varintLength(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(into: Buffer, at: number, v: number): number {
+  while (v >= 0x80) {
+    into[at++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  into[at++] = v;
+  return at;
+}
+
+/**
+ * Writes the Chunk message's fields before `data` (digest = 1, raw_length = 2,
+ * compressed = 3, then data = 4's tag and length) so that they end at `end`;
+ * returns where they start. The payload follows at `end`, so the message is
+ * one contiguous range. The bytes are the ones protobufjs writes for the same message.
+ */
+function writeChunkFields(into: Buffer, end: number, c: { digest: Buffer; rawLength: number; compressed: boolean }, dataLength: number): number {
+  const length = 2 + c.digest.length + 1 + varintLength(c.rawLength) + 2 + 1 + varintLength(dataLength);
+  const start = end - length;
+  if (start < 0) throw new InvalidArgumentError(`no room for a ${length}-byte chunk header`);
+  let at = start;
+  into[at++] = 0x0a; // field 1, length-delimited
+  at = writeVarint(into, at, c.digest.length);
+  at += c.digest.copy(into, at);
+  into[at++] = 0x10; // field 2, varint
+  at = writeVarint(into, at, c.rawLength);
+  into[at++] = 0x18; // field 3, varint
+  into[at++] = c.compressed ? 1 : 0;
+  into[at++] = 0x22; // field 4, length-delimited
+  at = writeVarint(into, at, dataLength);
+  return start;
+}
+
+/** A chunk's Chunk message: its `wire` form, or a new buffer holding the fields and a copy of the data. */
+export function chunkMessage(c: EncodedChunk): Buffer {
+  if (c.wire) return c.wire;
+  const out = Buffer.allocUnsafe(CHUNK_WIRE_HEADROOM + c.data.length);
+  const start = writeChunkFields(out, CHUNK_WIRE_HEADROOM, c, c.data.length);
+  c.data.copy(out, CHUNK_WIRE_HEADROOM);
+  return out.subarray(start);
 }
 
 /**
@@ -45,6 +104,31 @@ export class ChunkEncoder {
       return { digest, rawLength: raw.length, compressed: true, data: out ? out.subarray(0, n) : Buffer.from(target.subarray(0, n)) };
     }
     return { digest, rawLength: raw.length, compressed: false, data: raw };
+  }
+
+  /**
+   * Encodes the `length` raw bytes at `buf[at]` into a chunk whose `wire`
+   * message is built in place: compressed into `out` (at least
+   * CHUNK_WIRE_HEADROOM + `length` bytes) after a headroom for the other
+   * fields, or, when LZ4 cannot shrink the data, around the raw bytes
+   * themselves, whose CHUNK_WIRE_HEADROOM bytes in front (`at` must leave them)
+   * the message's fields then overwrite. Either way the buffer the result uses
+   * must stay untouched until grpc-js is done with it.
+   */
+  encodeFramed(digest: Buffer, buf: Buffer, at: number, length: number, out: Buffer): EncodedChunk {
+    if (at < CHUNK_WIRE_HEADROOM || at + length > buf.length) throw new InvalidArgumentError(`raw chunk at ${at}+${length} leaves no headroom in a ${buf.length}-byte buffer`);
+    if (out.length < CHUNK_WIRE_HEADROOM + length) throw new InvalidArgumentError(`output buffer of ${out.length} bytes for a ${length}-byte chunk`);
+    const raw = buf.subarray(at, at + length);
+    const limit = length - (length >>> 5);
+    const n = length >= 64 ? lz4.encodeBlock(raw, out.subarray(CHUNK_WIRE_HEADROOM, CHUNK_WIRE_HEADROOM + limit)) : 0;
+    if (n > 0 && n < limit) {
+      const c = { digest, rawLength: length, compressed: true };
+      const start = writeChunkFields(out, CHUNK_WIRE_HEADROOM, c, n);
+      return { ...c, data: out.subarray(CHUNK_WIRE_HEADROOM, CHUNK_WIRE_HEADROOM + n), wire: out.subarray(start, CHUNK_WIRE_HEADROOM + n) };
+    }
+    const c = { digest, rawLength: length, compressed: false };
+    const start = writeChunkFields(buf, at, c, length);
+    return { ...c, data: raw, wire: buf.subarray(start, at + length) };
   }
 }
 

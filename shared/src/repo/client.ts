@@ -4,17 +4,17 @@
  * chunk read back is re-hashed here too, so a restore never gets wrong bytes
  * even from a faulty server or network.
  */
-import { credentials, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, credentials, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { AbortedError, DataCorruptionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { fromServiceError } from '../grpc/status.js';
 import { DATA_PLANE_WINDOW_BYTES } from '../grpc/http2-window.js';
 import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto } from '../grpc/loader.js';
 import type { RepositoryClient as RepositoryGrpcClient } from '../gen/doppel/v1/Repository.js';
 import type { BackupManifest__Output } from '../gen/doppel/v1/BackupManifest.js';
-import type { Chunk, Chunk__Output } from '../gen/doppel/v1/Chunk.js';
+import type { Chunk__Output } from '../gen/doppel/v1/Chunk.js';
 import type { PutChunksReply__Output } from '../gen/doppel/v1/PutChunksReply.js';
 import type { VerifyProgress__Output } from '../gen/doppel/v1/VerifyProgress.js';
-import { checkChunkShape, decodeChunk, type EncodedChunk } from './chunk-codec.js';
+import { checkChunkShape, chunkMessage, decodeChunk, type EncodedChunk } from './chunk-codec.js';
 import { digestHex, sha256Async } from './content-hash.js';
 import {
   DIGEST_BYTES,
@@ -82,10 +82,16 @@ export function manifestFromProto(m: BackupManifest__Output): RepoManifest {
 /**
  * One PutChunks stream. `write` waits for `drain` when grpc-js asks for it, so
  * at most a window's worth of chunks is buffered; each written chunk must own
- * its buffers (grpc-js may serialise it after write() returns).
+ * its buffers until grpc-js is done with them (it may serialise and frame a
+ * message after write() returned).
+ *
+ * Messages are serialised here rather than by protobufjs: a chunk from
+ * `ChunkEncoder.encodeFramed` carries its message ready (`wire`), which saves
+ * copying every payload into a fresh buffer of its own (and the garbage
+ * collections that a new megabyte-sized buffer per chunk cost).
  */
 export class ChunkWriter {
-  private readonly call: ClientWritableStream<Chunk>;
+  private readonly call: ClientWritableStream<Buffer>;
   private failure: Error | undefined;
   private reply: PutChunksResult | undefined;
   private readonly waiters = new Set<() => void>();
@@ -95,12 +101,14 @@ export class ChunkWriter {
 
   constructor(client: RepositoryGrpcClient, private readonly context: string, deadlineMs?: number) {
     const options = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
-    this.call = client.putChunks(options, (err: ServiceError | null, reply?: PutChunksReply__Output) => {
+    const method = loadRepositoryProto().doppel.v1.Repository.service.PutChunks;
+    const callback = (err: ServiceError | null, reply?: PutChunksReply__Output) => {
       if (err) this.failure ??= fromServiceError(err, context);
       else if (reply) this.reply = { chunksStored: reply.chunksStored, chunksExisting: reply.chunksExisting, bytesStored: reply.bytesStored };
       else this.failure ??= new InternalError(`${context}: PutChunks ended without a reply`);
       this.wake();
-    });
+    };
+    this.call = client.makeClientStreamRequest<Buffer, PutChunksReply__Output>(method.path, (wire) => wire, method.responseDeserialize, new Metadata(), options, callback);
     // The status arrives through the callback; an 'error' event without a listener would throw.
     this.call.on('error', (err) => {
       this.failure ??= fromServiceError(err, context);
@@ -122,8 +130,7 @@ export class ChunkWriter {
     checkChunkShape(chunk);
     this.bytesSent += chunk.data.length;
     this.chunksSent++;
-    const msg: Chunk = { digest: chunk.digest, rawLength: chunk.rawLength, compressed: chunk.compressed, data: chunk.data };
-    if (!this.call.write(msg, () => onReleased?.())) {
+    if (!this.call.write(chunkMessage(chunk), () => onReleased?.())) {
       await new Promise<void>((resolve, reject) => {
         const cleanup = () => {
           this.call.off('drain', onDrain);

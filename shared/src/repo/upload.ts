@@ -2,13 +2,13 @@
  * Uploads one disk into the repository, digests first.
  *
  * Three stages run concurrently with a bounded number of chunk buffers between
- * them (`readAhead`, default 8: 32 MiB at 4 MiB chunks):
+ * them (`readAhead`, default 12: 48 MiB at 4 MiB chunks):
  *  - the reader walks the disk. A chunk unchanged since the base backup takes
  *    the base's digest without being read; a hole costs nothing; a read chunk
  *    that is all zeros is recorded as such; the rest are hashed on worker
  *    threads (hash-pool.ts) so hashing overlaps with reading and with the network.
  *  - the querier takes whatever chunks are hashed and asks the repository which
- *    of their digests it lacks (one MissingChunks per batch, at most two in
+ *    of their digests it lacks (one MissingChunks per batch, at most four in
  *    flight), so that a query's round trip overlaps the stream.
  *  - the sender takes the answered chunks in disk order, and LZ4-compresses and
  *    streams only the missing ones, waiting for `drain` when grpc-js asks.
@@ -18,7 +18,7 @@
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { requireName } from '../validate.js';
 import { SharedBufferPool } from './buffer-pool.js';
-import { ChunkEncoder } from './chunk-codec.js';
+import { CHUNK_WIRE_HEADROOM, ChunkEncoder } from './chunk-codec.js';
 import { contentHashOf, isAllZero, sha256Async } from './content-hash.js';
 import type { ChunkWriter, RepositoryClient } from './client.js';
 import { MAX_MISSING_QUERY, checkDiskIndex, chunkCount, chunkLength, isValidChunkSize, MAX_DISK_BYTES, type RepoDiskIndex } from './types.js';
@@ -34,6 +34,7 @@ export interface ChunkSource {
    * without reading it, e.g. it was never allocated. `into` is backed by a
    * SharedArrayBuffer, so that the hash workers read it in place: zero parts
    * of it with `zeroFill`, several times faster there than `Buffer.fill`.
+   * Two chunks may be being read at once (into different buffers).
    */
   readChunk(i: number, into: Buffer): Promise<'data' | 'hole'>;
 }
@@ -64,7 +65,7 @@ export interface UploadOptions {
   /** Called at most every `progressIntervalMs` (default 250), and once at the end. */
   onProgress?: (p: UploadProgress) => void;
   progressIntervalMs?: number;
-  /** Chunk buffers between reading and sending (default 6). */
+  /** Chunk buffers between reading and sending (default 12). */
   readAhead?: number;
   signal?: AbortSignal;
 }
@@ -139,6 +140,14 @@ interface Pending {
   digest: Promise<Buffer>;
 }
 
+/** A chunk being read. */
+interface Reading {
+  i: number;
+  buf: Buffer;
+  view: Buffer;
+  kind: Promise<'data' | 'hole'>;
+}
+
 /** A hashed chunk and the pending answer to whether the repository lacks it. */
 interface Queried extends Pending {
   d: Buffer;
@@ -161,10 +170,19 @@ class Signal {
   }
 }
 
+/** Resolves after the event loop has run once (I/O callbacks included). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Chunk buffers between reading and sending, by default. */
-const DEFAULT_READ_AHEAD = 8;
+const DEFAULT_READ_AHEAD = 12;
+/** Chunks read at once. */
+const READS_AT_ONCE = 2;
+/** Compressed chunks on their way out at once. */
+const OUT_BUFFERS = 4;
 /** MissingChunks queries in flight at once. */
-const MAX_QUERIES_OUT = 2;
+const MAX_QUERIES_OUT = 4;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -190,9 +208,10 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
   const n = chunkCount(sizeBytes, chunkSize);
   const digests = new Array<Buffer>(n);
   const stats: DiskUploadStats = { bytesRead: 0, bytesStored: 0, chunksNew: 0, chunksReused: 0, chunksZero: 0, chunksTotal: n, contentHash: '' };
-  const pool = new SharedBufferPool(chunkSize, Math.max(2, opts.readAhead ?? DEFAULT_READ_AHEAD));
-  // Compressed chunks on their way out (plain memory: protobufjs copies it faster than shared).
-  const outPool = new SharedBufferPool(chunkSize, 4, false);
+  // Each chunk is read after a headroom where the message's other fields go if it is sent raw (see encodeFramed).
+  const pool = new SharedBufferPool(CHUNK_WIRE_HEADROOM + chunkSize, Math.max(2, opts.readAhead ?? DEFAULT_READ_AHEAD));
+  // Compressed chunks on their way out (plain memory: grpc-js copies it faster than shared).
+  const outPool = new SharedBufferPool(CHUNK_WIRE_HEADROOM + chunkSize, OUT_BUFFERS, false);
   /** Read and being hashed, in disk order. */
   const ready: Pending[] = [];
   /** Asked about (or being asked about), in disk order. */
@@ -238,34 +257,52 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
     return base.digests[i];
   };
 
+  /** Takes a read chunk: an all-zero one is recorded as such, the rest go to be hashed. */
+  const took = (r: Reading, kind: 'data' | 'hole') => {
+    if (kind === 'data') stats.bytesRead += r.view.length;
+    if (kind === 'hole' || isAllZero(r.view)) {
+      pool.release(r.buf);
+      digests[r.i] = EMPTY;
+      stats.chunksZero++;
+      chunksDone++;
+      progress(false);
+      return;
+    }
+    const digest = sha256Async(r.view);
+    // Awaited by the querier; this only keeps a failure from counting as unhandled meanwhile.
+    digest.catch(() => undefined);
+    ready.push({ i: r.i, buf: r.buf, view: r.view, digest });
+    chunksReady.notify();
+  };
+
+  // Reads up to READS_AT_ONCE chunks at once (a read's latency then overlaps the next one's), taken in disk order.
   const read = async () => {
-    for (let i = 0; i < n && !failure; i++) {
-      const reused = baseDigest(i);
-      if (reused) {
-        digests[i] = reused;
-        if (reused.length === 0) stats.chunksZero++;
-        else stats.chunksReused++;
-        chunksDone++;
-        progress(false);
-        continue;
+    const reading: Reading[] = [];
+    let i = 0;
+    while (!failure) {
+      while (i < n && reading.length < READS_AT_ONCE && !failure) {
+        const reused = baseDigest(i);
+        if (reused) {
+          digests[i] = reused;
+          if (reused.length === 0) stats.chunksZero++;
+          else stats.chunksReused++;
+          chunksDone++;
+          progress(false);
+          i++;
+          continue;
+        }
+        // Wait for a buffer only with nothing else to do: a read in progress is taken first.
+        const buf = reading.length === 0 ? await pool.acquire() : pool.tryAcquire();
+        if (!buf) break;
+        const view = buf.subarray(CHUNK_WIRE_HEADROOM, CHUNK_WIRE_HEADROOM + chunkLength(i, sizeBytes, chunkSize));
+        const kind = source.readChunk(i, view);
+        kind.catch(() => undefined);
+        reading.push({ i, buf, view, kind });
+        i++;
       }
-      const buf = await pool.acquire();
-      const view = buf.subarray(0, chunkLength(i, sizeBytes, chunkSize));
-      const kind = await source.readChunk(i, view);
-      if (kind === 'data') stats.bytesRead += view.length;
-      if (kind === 'hole' || isAllZero(view)) {
-        pool.release(buf);
-        digests[i] = EMPTY;
-        stats.chunksZero++;
-        chunksDone++;
-        progress(false);
-        continue;
-      }
-      const digest = sha256Async(view);
-      // Awaited by the querier; this only keeps a failure from counting as unhandled meanwhile.
-      digest.catch(() => undefined);
-      ready.push({ i, buf, view, digest });
-      chunksReady.notify();
+      const r = reading.shift();
+      if (!r) return;
+      took(r, await r.kind);
     }
   };
 
@@ -315,7 +352,7 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
       if (failure) return;
       if (missing.has(p.key) && !known.has(p.key)) {
         const out = await outPool.acquire();
-        const enc = encoder.encode(p.d, p.view, out);
+        const enc = encoder.encodeFramed(p.d, p.buf, CHUNK_WIRE_HEADROOM, p.view.length, out);
         writer ??= client.putChunks();
         known.add(p.key);
         stats.bytesStored += enc.data.length;
@@ -327,6 +364,9 @@ export async function uploadDisk(client: RepositoryClient, source: ChunkSource, 
           outPool.release(out);
           await writer.write(enc, () => pool.release(p.buf));
         }
+        // Let the event loop run: HTTP/2 writes the chunk out only then, and answers to queries arrive.
+        // Without this, chunks that are ready encode back to back in one chain of microtasks.
+        await yieldToEventLoop();
       } else {
         known.add(p.key);
         stats.chunksReused++;
