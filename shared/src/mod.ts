@@ -17,3 +17,4 @@ export * from './precopy-rule.js';
 export * from './grpc/http2-window.js';
 export * from './repo/mod.js';
 export * from './nats/host-watch.js';
+export * from './grpc/backpressure.js';

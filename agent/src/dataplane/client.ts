@@ -5,7 +5,7 @@
  * target's status into a typed error.
  */
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { fromServiceError, loadDataPlaneProto, AbortedError } from '../../../shared/src/mod.js';
+import { fromServiceError, loadDataPlaneProto, AbortedError, drainOrFailure } from '../../../shared/src/mod.js';
 import type { DataPlaneClient } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
 import type { PageFrame } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
 import type { StreamSummary__Output } from '../../../shared/src/gen/doppel/v1/StreamSummary.js';
@@ -78,24 +78,7 @@ export class PageStream {
   async write(frame: PageFrame): Promise<void> {
     if (this.failure) throw this.failure;
     if (!this.call.write(frame)) {
-      await new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          this.call.off('drain', onDrain);
-          this.waiters.delete(onFailure);
-        };
-        const onDrain = () => {
-          cleanup();
-          resolve();
-        };
-        const onFailure = () => {
-          if (!this.failure) return;
-          cleanup();
-          reject(this.failure);
-        };
-        this.call.on('drain', onDrain);
-        this.waiters.add(onFailure);
-        onFailure();
-      });
+      await drainOrFailure(this.call, this.waiters, () => this.failure);
     }
     if (this.failure) throw this.failure;
   }

@@ -4,11 +4,11 @@
  * incremental backup; then the backup is restored to host-b and verified.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InternalError, WORKLOAD_PATTERNS, requireOneOf } from '../../../shared/src/mod.js';
+import { InternalError } from '../../../shared/src/mod.js';
 import type { LocalFleet } from '../fleet/local-fleet.js';
 import { printBackupJob, waitWithProgress } from '../commands/backup.js';
 import type { Job } from '../client.js';
-import type { DemoArgs } from './clone-scenario.js';
+import { createDemoVm, type DemoArgs } from './clone-scenario.js';
 
 function backupFigures(job: Job): Record<string, unknown> {
   const b = job.backup?.result;
@@ -40,16 +40,7 @@ function backupFigures(job: Job): Record<string, unknown> {
 
 export async function backupScenario(fleet: LocalFleet, a: DemoArgs): Promise<Record<string, unknown>> {
   const c = fleet.client;
-  const say = (s: string) => (a.quiet ? undefined : console.log(s));
-  const pattern = requireOneOf('pattern', a.pattern, WORKLOAD_PATTERNS);
-  const vm = await c.createVm({
-    name: 'demo-vm',
-    host: 'host-a',
-    memoryMib: a.vmMemoryMib,
-    vcpus: 2,
-    workload: { dirtyRate: a.dirtyRate, pattern, seed: a.seed, diskWriteRate: a.diskWriteRate },
-    disks: [{ name: 'disk0', sizeMib: a.diskMib, image: 'base' }],
-  });
+  const { vm, pattern, say } = await createDemoVm(fleet, a);
   say(
     `created ${vm.name} on ${vm.host}: ${a.vmMemoryMib} MiB memory (${a.dirtyRate} page writes/s, ${pattern}), ` +
       `${a.diskMib} MiB disk (${a.diskWriteRate} 4 KiB writes/s)`,

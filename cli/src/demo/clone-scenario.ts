@@ -4,7 +4,8 @@
  * at suspension (by hash), and run the clone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InternalError, WORKLOAD_PATTERNS, requireOneOf } from '../../../shared/src/mod.js';
+import { InternalError, WORKLOAD_PATTERNS, requireOneOf, type WorkloadPattern } from '../../../shared/src/mod.js';
+import type { VM } from '../client.js';
 import type { LocalFleet } from '../fleet/local-fleet.js';
 import { Progress } from '../output.js';
 import { printJob } from '../commands/api.js';
@@ -20,11 +21,10 @@ export interface DemoArgs {
   quiet: boolean;
 }
 
-export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Record<string, unknown>> {
-  const c = fleet.client;
-  const say = (s: string) => (a.quiet ? undefined : console.log(s));
+/** The demo's VM on host-a, with its memory and disk workload, and the scenario's `say`. */
+export async function createDemoVm(fleet: LocalFleet, a: DemoArgs): Promise<{ vm: VM; pattern: WorkloadPattern; say: (s: string) => void }> {
   const pattern = requireOneOf('pattern', a.pattern, WORKLOAD_PATTERNS);
-  const vm = await c.createVm({
+  const vm = await fleet.client.createVm({
     name: 'demo-vm',
     host: 'host-a',
     memoryMib: a.vmMemoryMib,
@@ -32,6 +32,12 @@ export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Rec
     workload: { dirtyRate: a.dirtyRate, pattern, seed: a.seed, diskWriteRate: a.diskWriteRate },
     disks: [{ name: 'disk0', sizeMib: a.diskMib, image: 'base' }],
   });
+  return { vm, pattern, say: (s) => (a.quiet ? undefined : console.log(s)) };
+}
+
+export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Record<string, unknown>> {
+  const c = fleet.client;
+  const { vm, pattern, say } = await createDemoVm(fleet, a);
   say(`created ${vm.name} (${vm.id}) on ${vm.host}: ${a.vmMemoryMib} MiB, guest writing ${a.dirtyRate} pages/s (${pattern})`);
   await sleep(500);
   say(`live-cloning ${vm.name} to host-b (max downtime ${a.maxDowntimeMs} ms)…`);

@@ -7,6 +7,7 @@
 import { Metadata, credentials, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { AbortedError, DataCorruptionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { fromServiceError } from '../grpc/status.js';
+import { drainOrFailure } from '../grpc/backpressure.js';
 import { DATA_PLANE_WINDOW_BYTES } from '../grpc/http2-window.js';
 import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto } from '../grpc/loader.js';
 import type { RepositoryClient as RepositoryGrpcClient } from '../gen/doppel/v1/Repository.js';
@@ -131,24 +132,7 @@ export class ChunkWriter {
     this.bytesSent += chunk.data.length;
     this.chunksSent++;
     if (!this.call.write(chunkMessage(chunk), () => onReleased?.())) {
-      await new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          this.call.off('drain', onDrain);
-          this.waiters.delete(onFailure);
-        };
-        const onDrain = () => {
-          cleanup();
-          resolve();
-        };
-        const onFailure = () => {
-          if (!this.failure) return;
-          cleanup();
-          reject(this.failure);
-        };
-        this.call.on('drain', onDrain);
-        this.waiters.add(onFailure);
-        onFailure();
-      });
+      await drainOrFailure(this.call, this.waiters, () => this.failure);
     }
     if (this.failure) throw this.failure;
   }
