@@ -97,25 +97,35 @@ if (only !== 'backup') {
   }
   // The data plane alone: the same stream path (LZ4, CRC, acks) with non-zero pages only and no guest
   // memory to fill on the target, so first-touch page faults of a fresh clone are not in the figure.
-  {
-    const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: MIB * 3 });
+  // Once in plaintext and once with mutual TLS (the fleet default outside `doppel up`): the cost of TLS.
+  const streamOnly: Record<string, number> = {};
+  for (const tls of [false, true]) {
+    const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: MIB * 3, tls });
     const nc = await connectNats(fleet.nats.url, 'doppel-bench');
     try {
       const target = (await fleet.client.hosts()).find((h) => h.name === 'host-b')!;
+      const probeToken = () => fleet.signStreamToken({ job: 'probe', vm: '', src: 'host-a', dst: 'host-b', dir: 'probe' });
       const { bytesPerSecond } = await sendCommand(
         nc,
         'host-a',
         'link.probe',
-        { targetHost: 'host-b', targetAddr: target.dataAddr, bytes: MIB * 2 ** 20, maxBandwidthBytesPerS: 0 },
+        { targetHost: 'host-b', targetAddr: target.dataAddr, bytes: MIB * 2 ** 20, maxBandwidthBytesPerS: 0, tokens: [probeToken(), probeToken()] },
         300_000,
       );
       const raw = bytesPerSecond / 1e6;
-      throughput.push({ case: 'stream only', rawMBps: raw });
-      console.log(row(['stream only (no zeros)', raw.toFixed(0), '', '', ''], w1));
+      const label = tls ? 'stream only, mutual TLS' : 'stream only (no zeros)';
+      streamOnly[tls ? 'tls' : 'plain'] = raw;
+      throughput.push({ case: label, rawMBps: raw });
+      console.log(row([label, raw.toFixed(0), '', '', ''], w1));
     } finally {
       await nc.close();
       await fleet.stop();
     }
+  }
+  if (streamOnly.plain && streamOnly.tls) {
+    const cost = 1 - streamOnly.tls / streamOnly.plain;
+    figures.tlsCost = { plainMBps: streamOnly.plain, tlsMBps: streamOnly.tls, cost };
+    console.log(`mutual TLS costs ${(cost * 100).toFixed(1)}% of the page stream's throughput (target: at most 25%)`);
   }
   figures.throughput = throughput;
 

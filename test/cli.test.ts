@@ -1,7 +1,7 @@
 /** The command line, as a user runs it: help texts, errors, and the demo contract (compiled build). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
@@ -86,7 +86,11 @@ test('demo --scenario clone: the live clone alone', async () => {
 
 test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doppel-repo-serve-'));
-  const child = spawn(process.execPath, [doppel, 'repo', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--ready-line'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Outside `doppel up` and the demo, plaintext needs saying so.
+  const refused = spawnSync(process.execPath, [doppel, 'repo', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'], { encoding: 'utf8' });
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /mutual TLS is required: give --pki DIR .* or --insecure/);
+  const child = spawn(process.execPath, [doppel, 'repo', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--insecure', '--ready-line'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const ready = await new Promise<{ repository: string }>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout });

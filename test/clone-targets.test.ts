@@ -19,8 +19,8 @@ test('an unclaimed clone is abandoned; a receiving one is not, and completes', a
   try {
     const idle = await d.create({ ...spec, name: 'idle' }, { incoming: true });
     const busy = await d.create({ ...spec, name: 'busy' }, { incoming: true });
-    t.prepare('j1', idle);
-    t.prepare('j1', busy);
+    t.prepare('j1', idle, 'host-a');
+    t.prepare('j1', busy, 'host-a');
     t.claim(open(busy.id));
     await sleep(250);
     assert.equal(d.get(idle.id), undefined, 'the unclaimed clone was discarded');
@@ -45,7 +45,7 @@ test('claims are checked: unknown target, another job, a second stream', async (
   const t = new CloneTargets(d, silentLogger());
   try {
     const vm = await d.create(spec, { incoming: true });
-    t.prepare('j1', vm);
+    t.prepare('j1', vm, 'host-a');
     assert.throws(() => t.claim(open('vm-nope')), /no clone target 'vm-nope'/);
     assert.throws(() => t.claim({ ...open(vm.id), jobId: 'j2' }), /belongs to job j1/);
     t.claim(open(vm.id));

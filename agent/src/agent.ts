@@ -14,7 +14,6 @@ import {
   ResourceExhaustedError,
   SUBJECTS,
   encodeJson,
-  ensureEventStream,
   jsClient,
   publishEvent,
   requireInt,
@@ -30,12 +29,15 @@ import {
   type NatsConnection,
   type VmInfo,
   type VmSpec,
+  type StreamTokenVerifier,
+  type Transport,
 } from '../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
 import type { CompiledAgentOptions } from './options.js';
 import { CloneTargets, INCOMPLETE_STATES } from './clone-targets.js';
 import { startDataPlaneServer } from './dataplane/server.js';
 import { createDataPlaneClient, type DataPlaneClient } from './dataplane/client.js';
+import { StreamGuard } from './dataplane/guard.js';
 import { probeLink } from './precopy/probe.js';
 import { FAULTS } from './precopy/sender.js';
 import { runCloneJob } from './clone-job.js';
@@ -48,6 +50,10 @@ export interface AgentDeps {
   driver: HypervisorDriver;
   logger: Logger;
   nc: NatsConnection;
+  /** Mutual TLS (or plaintext) for the data plane and the repository. */
+  transport: Transport;
+  /** Checks the coordinator's stream tokens (its public key, bound to this host's name). */
+  tokens: StreamTokenVerifier;
 }
 
 export class Agent {
@@ -90,13 +96,15 @@ export class Agent {
     await mkdir(opts.dataDir, { recursive: true });
     await writeFile(path.join(opts.dataDir, 'agent.json'), JSON.stringify({ host: opts.host, startedAt: this.startedAt }, null, 2));
     this.js = jsClient(deps.nc);
-    await ensureEventStream(deps.nc);
+    // The coordinator creates the events stream; an agent's NATS permissions only let it publish into it.
     // VMs a previous run left: disks and configuration persist (and change tracking, after a clean stop).
     const loaded = await deps.driver.load();
     if (loaded.length > 0) this.log.info({ vms: loaded.map((v) => v.id) }, 'VMs of a previous run loaded');
     const { server, addr } = await startDataPlaneServer(opts.listen, {
       targets: this.targets,
       log: this.log.child({ component: 'data-plane' }),
+      guard: new StreamGuard(deps.transport, deps.tokens),
+      transport: deps.transport,
     });
     this.server = server;
     this.dataAddr = opts.advertise || addr;
@@ -177,11 +185,13 @@ export class Agent {
     this.busy.set(vmId, job);
   }
 
-  private client(addr: string): DataPlaneClient {
-    let c = this.clients.get(addr);
+  /** A data-plane client for the agent of `host`; under TLS it must prove it is that host. */
+  private client(host: string, addr: string): DataPlaneClient {
+    const key = `${host}@${addr}`;
+    let c = this.clients.get(key);
     if (!c) {
-      c = createDataPlaneClient(addr);
-      this.clients.set(addr, c);
+      c = createDataPlaneClient(addr, host, this.deps.transport);
+      this.clients.set(key, c);
     }
     return c;
   }
@@ -221,6 +231,7 @@ export class Agent {
       switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
       signal: this.stopping.signal,
       onSettled: () => this.heartbeat('up'),
+      transport: this.deps.transport,
     };
   }
 
@@ -240,7 +251,7 @@ export class Agent {
   }
 
   private handlers(): CommandHandler {
-    const h: { [Op in keyof AgentCommands]: (a: AgentCommands[Op]['args']) => Promise<AgentCommands[Op]['result']> } = {
+    const h: CommandHandler = {
       'vm.create': async (spec: VmSpec) => {
         const s = validateVmSpec(spec);
         this.checkRoom(s.memoryMib);
@@ -287,7 +298,7 @@ export class Agent {
         const spec = validateVmSpec({ ...source, name: requireName('clone name', name) });
         this.checkRoom(spec.memoryMib);
         const vm = await this.deps.driver.create(spec, { incoming: true, cloneOf: source.id });
-        this.targets.prepare(jobId, vm);
+        this.targets.prepare(jobId, vm, source.host);
         this.heartbeat('up');
         return vm.info(this.opts.host);
       },
@@ -295,7 +306,7 @@ export class Agent {
         const vm = this.vm(args.vmId);
         this.checkCloneArgs(vm, args);
         this.startJob(vm.id, `clone job ${args.jobId}`, () =>
-          runCloneJob(vm, args, { ...this.cloneDeps(vm), client: this.client(args.targetAddr) }),
+          runCloneJob(vm, args, { ...this.cloneDeps(vm), client: this.client(args.targetHost, args.targetAddr) }),
         );
         return { accepted: true as const };
       },
@@ -314,18 +325,19 @@ export class Agent {
             ...this.cloneDeps(vm),
             nc: this.deps.nc,
             heartbeatMs: this.opts.heartbeatMs,
-            ...(args.clone ? { client: this.client(args.clone.targetAddr) } : {}),
+            ...(args.clone ? { client: this.client(args.clone.targetHost, args.clone.targetAddr) } : {}),
           }),
         );
         return { accepted: true as const };
       },
-      'clone.backup': async (args) => {
-        const clone = this.targets.completed(args.jobId, args.cloneVmId);
+      'clone.backup': async (args, { from }) => {
+        const clone = this.targets.completed(args.jobId, args.cloneVmId, from);
         this.targets.release(clone.id);
         this.lock(clone.id, `backup job ${args.jobId}`);
         try {
           return await backupFromClone(clone, args, {
             host: this.opts.host,
+            transport: this.deps.transport,
             driver: this.deps.driver,
             log: this.log,
             events: jobEvents(this.js, this.log),
@@ -347,6 +359,7 @@ export class Agent {
         this.startJob(vm.id, `restore job ${args.jobId}`, () =>
           runRestoreJob(vm, args, {
             host: this.opts.host,
+            transport: this.deps.transport,
             driver: this.deps.driver,
             log: this.log,
             events: jobEvents(this.js, this.log),
@@ -356,9 +369,9 @@ export class Agent {
         );
         return { accepted: true as const, vm: vm.info(this.opts.host) };
       },
-      'link.probe': async ({ targetHost, targetAddr, bytes, maxBandwidthBytesPerS }) => {
+      'link.probe': async ({ targetHost, targetAddr, bytes, maxBandwidthBytesPerS, tokens }) => {
         requireInt('probe size', bytes, 4096, 1024 * 1024 * 1024);
-        return { bytesPerSecond: await probeLink(this.client(targetAddr), targetHost, bytes, maxBandwidthBytesPerS) };
+        return { bytesPerSecond: await probeLink(this.client(targetHost, targetAddr), targetHost, bytes, maxBandwidthBytesPerS, tokens) };
       },
     };
     return h;

@@ -6,7 +6,7 @@
  * restart in the middle of a clone loses nothing.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { DataCorruptionError, fromServiceError, toDoppelError, type CloneStartArgs, type CloneStats, type Logger } from '../../shared/src/mod.js';
+import { DataCorruptionError, fromServiceError, streamTokenMetadata, toDoppelError, type CloneStartArgs, type CloneStats, type Logger, type Transport } from '../../shared/src/mod.js';
 import type { DiskSnapshot, DriverVm } from './drivers/driver.js';
 import type { DataPlaneClient } from './dataplane/client.js';
 import { runPrecopy, type Fault } from './precopy/sender.js';
@@ -21,6 +21,7 @@ export interface CloneJobDeps {
   deadlineMs: number;
   switchoverTimeoutMs: number;
   signal: AbortSignal;
+  transport: Transport;
   /** Called once the source VM is back in its state, before the result event: the registry should see it first. */
   onSettled: () => void;
 }
@@ -47,6 +48,7 @@ export async function liveClone(
   try {
     const stats = await runPrecopy(vm, client, {
       jobId: args.jobId,
+      token: args.tokens.pages,
       targetHost: args.targetHost,
       targetVmId: args.targetVmId,
       thresholdPages: args.thresholdPages,
@@ -70,7 +72,7 @@ export async function liveClone(
     if (!snapshot) throw new Error('the pre-copy ended without a disk snapshot');
     if (args.verify) {
       const reply = await new Promise<{ memoryHash: string; hashMs: number }>((resolve, reject) => {
-        client.verifyClone({ jobId: args.jobId, targetVmId: args.targetVmId }, { deadline: Date.now() + 120_000 }, (err, r) =>
+        client.verifyClone({ jobId: args.jobId, targetVmId: args.targetVmId }, streamTokenMetadata(args.tokens.verify), { deadline: Date.now() + 120_000 }, (err, r) =>
           err || !r ? reject(fromServiceError(err, `verify on ${args.targetHost}`)) : resolve(r),
         );
       });
@@ -85,6 +87,7 @@ export async function liveClone(
     // The source runs again; its disks' state at the switchover goes to the clone.
     const disk = await copyDisks(snapshot, client, {
       jobId: args.jobId,
+      token: args.tokens.disk,
       targetHost: args.targetHost,
       targetVmId: args.targetVmId,
       linked: args.linked,

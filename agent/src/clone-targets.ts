@@ -9,6 +9,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   type Logger,
+  PermissionDeniedError,
 } from '../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
 import type { StreamOpen__Output } from '../../shared/src/gen/doppel/v1/StreamOpen.js';
@@ -22,6 +23,7 @@ export const INCOMPLETE_STATES: readonly TargetState[] = ['prepared', 'receiving
 interface Entry {
   jobId: string;
   vm: DriverVm;
+  sourceHost: string;
   state: TargetState;
   timer: NodeJS.Timeout | undefined;
 }
@@ -36,8 +38,9 @@ export class CloneTargets {
     private readonly abandonAfterMs = 120_000,
   ) {}
 
-  prepare(jobId: string, vm: DriverVm): void {
-    this.entries.set(vm.id, { jobId, vm, state: 'prepared', timer: this.abandonTimer(vm.id, 'prepared') });
+  /** `sourceHost`: the only agent that may stream into this clone or ask for its backup. */
+  prepare(jobId: string, vm: DriverVm, sourceHost: string): void {
+    this.entries.set(vm.id, { jobId, vm, sourceHost, state: 'prepared', timer: this.abandonTimer(vm.id, 'prepared') });
   }
 
   /** Only a clone waiting for a stream that never comes is abandoned; a receiving one ends with its stream. */
@@ -108,9 +111,11 @@ export class CloneTargets {
   }
 
   /** A complete clone of this job (memory and disks), for the backup that runs on it. */
-  completed(jobId: string, vmId: string): DriverVm {
+  /** A received clone of a job; `from` (an agent asking, null for the coordinator) must be its source host. */
+  completed(jobId: string, vmId: string, from: string | null = null): DriverVm {
     const e = this.entries.get(vmId);
     if (!e || e.jobId !== jobId || e.state !== 'received') throw new NotFoundError(`no completed clone '${vmId}' for job ${jobId} on this host`);
+    if (from !== null && from !== e.sourceHost) throw new PermissionDeniedError(`host '${from}' is not the source of clone '${vmId}' (job ${jobId})`);
     return e.vm;
   }
 

@@ -1,6 +1,13 @@
 /** A promise-shaped client for the coordinator's gRPC API, used by the CLI, the demo and tests. */
-import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { fromServiceError, loadCoordinatorProto } from '../../shared/src/mod.js';
+import { InterceptingCall, credentials, type Interceptor, type ServiceError } from '@grpc/grpc-js';
+import {
+  COORDINATOR_TLS_NAME,
+  channelCredentials,
+  channelCredentialsCaOnly,
+  fromServiceError,
+  loadCoordinatorProto,
+  type TlsIdentity,
+} from '../../shared/src/mod.js';
 import type { CoordinatorClient as RawClient } from '../../shared/src/gen/doppel/v1/Coordinator.js';
 import type { Host__Output } from '../../shared/src/gen/doppel/v1/Host.js';
 import type { VM__Output } from '../../shared/src/gen/doppel/v1/VM.js';
@@ -23,12 +30,42 @@ export type { VerifyReport__Output as VerifyReport };
 
 const DEADLINE_MS = 120_000;
 
+/** How a client proves itself: a client certificate, or TLS to the server plus a bearer token, or nothing (plaintext). */
+export interface ClientSecurity {
+  identity?: TlsIdentity;
+  /** The fleet CA, to check the coordinator's certificate when the client has none of its own. */
+  ca?: Buffer;
+  token?: string;
+}
+
+/** Adds `authorization: Bearer TOKEN` to every call. */
+function bearer(token: string): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
 export class CoordinatorClient {
   private readonly raw: RawClient;
 
-  constructor(readonly addr: string) {
+  constructor(
+    readonly addr: string,
+    security: ClientSecurity = {},
+  ) {
     const proto = loadCoordinatorProto();
-    this.raw = new proto.doppel.v1.Coordinator(addr, credentials.createInsecure());
+    const { creds, options } = security.identity
+      ? channelCredentials({ kind: 'tls', identity: security.identity }, COORDINATOR_TLS_NAME)
+      : security.ca
+        ? channelCredentialsCaOnly(security.ca, COORDINATOR_TLS_NAME)
+        : { creds: credentials.createInsecure(), options: {} };
+    this.raw = new proto.doppel.v1.Coordinator(addr, creds, {
+      ...options,
+      ...(security.token ? { interceptors: [bearer(security.token)] } : {}),
+    });
   }
 
   private call<Res>(fn: (opts: { deadline: number }, cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {

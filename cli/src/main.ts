@@ -5,6 +5,8 @@ import { agentCommand, coordinatorCommand, repoCommand, upCommand } from './comm
 import { backupCommand, backupsCommand, restoreCommand, verifyCommand } from './commands/backup.js';
 import { cloneCommand, eventsCommand, hostsCommand, jobCommand, jobsCommand, vmCommand, vmsCommand } from './commands/api.js';
 import { demoCommand } from './demo/demo.js';
+import { natsAuthCommand } from './commands/nats-auth.js';
+import { certsCommand } from './commands/certs.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about: string }> = {
   up: { run: upCommand, about: 'run a local fleet (NATS, coordinator, two agents) in the foreground' },
@@ -22,7 +24,9 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   backups: { run: backupsCommand, about: 'list the backup catalog' },
   restore: { run: restoreCommand, about: 'create a VM from a backup' },
   verify: { run: verifyCommand, about: 'check every chunk of a backup' },
+  'nats-auth': { run: natsAuthCommand, about: 'NATS users and subject permissions for a fleet (auth.conf + credentials)' },
   repo: { run: repoCommand, about: 'repo serve --dir DIR: run a standalone backup repository' },
+  certs: { run: certsCommand, about: 'certs init | issue NAME --role ROLE | show NAME | list: the fleet PKI (mutual TLS)' },
 };
 
 function usage(): string {

@@ -5,7 +5,18 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
-import { InvalidArgumentError, ensureEventStream, jsClient, openBuckets, shutdownServer, type Logger, type NatsConnection } from '../../shared/src/mod.js';
+import {
+  InvalidArgumentError,
+  ensureEventStream,
+  jsClient,
+  openBuckets,
+  shutdownServer,
+  type Logger,
+  type NatsConnection,
+  type StreamTokenSigner,
+  type Transport,
+} from '../../shared/src/mod.js';
+import type { ApiAuth } from './api/auth.js';
 import { HostRegistry } from './registry.js';
 import { JobStore, JobTracker, failOrphanedJobs, reapFailedClones } from './jobs.js';
 import { CoordinatorService } from './service.js';
@@ -32,6 +43,14 @@ export interface CoordinatorOptions {
 export interface CoordinatorDeps {
   nc: NatsConnection;
   logger: Logger;
+  /** Mutual TLS with the coordinator's identity (API servers, repository client), or plaintext. */
+  transport: Transport;
+  /** The in-process repository's own transport (its certificate is named 'repository'); default `transport`. */
+  repoTransport?: Transport;
+  /** Signs the data-plane stream tokens. */
+  tokens: StreamTokenSigner;
+  /** Who may use the API. */
+  auth: ApiAuth;
 }
 
 export class Coordinator {
@@ -60,14 +79,30 @@ export class Coordinator {
     let repository = opts.repository ?? '';
     if (!repository) {
       if (!opts.repoDir) throw new InvalidArgumentError('the coordinator needs a repository: a directory (--repo-dir) or an address (--repository)');
-      repo = await startRepositoryServer({ dir: opts.repoDir, listen: opts.repoListen ?? '127.0.0.1:7402', log: log.child({ component: 'repository' }) });
+      repo = await startRepositoryServer({
+        dir: opts.repoDir,
+        listen: opts.repoListen ?? '127.0.0.1:7402',
+        log: log.child({ component: 'repository' }),
+        transport: deps.repoTransport ?? deps.transport,
+      });
       repository = opts.repoAdvertise || repo.addr;
     }
     const registry = new HostRegistry(deps.nc, js, buckets.hosts, log.child({ component: 'registry' }));
     const jobs = new JobStore(buckets.jobs, deps.nc);
     const catalog = new Catalog(buckets.backups, deps.nc);
     const tracker = new JobTracker(deps.nc, js, jobs, catalog, log.child({ component: 'job-tracker' }));
-    const service = new CoordinatorService({ nc: deps.nc, js, registry, jobs, links: buckets.links, catalog, repository, log });
+    const service = new CoordinatorService({
+      nc: deps.nc,
+      js,
+      registry,
+      jobs,
+      links: buckets.links,
+      catalog,
+      repository,
+      log,
+      transport: deps.transport,
+      tokens: deps.tokens,
+    });
     const c = new Coordinator(service, registry, tracker, log);
     c.repo = repo;
     c.repoAddr = repository;
@@ -97,11 +132,12 @@ export class Coordinator {
         lastScan = Date.now();
       })().catch((err: unknown) => orphanLog.debug({ err }, 'orphan check failed'));
     }, 2000);
-    const g = await startGrpcApi(opts.grpcListen ?? '127.0.0.1:7400', service, log.child({ component: 'grpc-api' }));
+    const security = { transport: deps.transport, auth: deps.auth };
+    const g = await startGrpcApi(opts.grpcListen ?? '127.0.0.1:7400', service, log.child({ component: 'grpc-api' }), security);
     c.grpc = g.server;
     c.grpcAddr = g.addr;
     if (opts.httpListen !== '') {
-      const h = await startHttpApi(opts.httpListen ?? '127.0.0.1:7401', service, log.child({ component: 'http-api' }));
+      const h = await startHttpApi(opts.httpListen ?? '127.0.0.1:7401', service, log.child({ component: 'http-api' }), security);
       c.http = h.server;
       c.httpAddr = h.addr;
     }

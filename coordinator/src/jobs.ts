@@ -9,6 +9,7 @@ import {
   NotFoundError,
   STREAMS,
   SUBJECTS,
+  eventPublisher,
   decodeJson,
   encodeJson,
   type DoppelEvent,
@@ -193,6 +194,12 @@ export class JobTracker {
       for await (const m of messages) {
         try {
           const ev = decodeJson<DoppelEvent>(m.data);
+          const refusal = await this.refusal(m.subject, ev);
+          if (refusal) {
+            this.log.warn({ subject: m.subject, type: ev.type, jobId: ev.jobId }, `event dropped: ${refusal}`);
+            m.ack();
+            continue;
+          }
           // The catalog entry first: a job shows completed only once its backup is listed.
           if (ev.type === 'backup.completed') await this.catalog.put(ev.backup);
           const updated = ev.jobId ? await this.store.update(ev.jobId, (job) => applyEvent(job, ev)) : undefined;
@@ -204,6 +211,23 @@ export class JobTracker {
         }
       }
     })();
+  }
+
+  /**
+   * Why an event must not be applied: an agent may speak only for itself (its subject names it and so
+   * must the event) and only about jobs it takes part in. NATS permissions keep an agent on its own
+   * subjects; this keeps it out of other hosts' jobs.
+   */
+  private async refusal(subject: string, ev: DoppelEvent): Promise<string | undefined> {
+    const publisher = eventPublisher(subject);
+    if (publisher === null) return undefined;
+    if (ev.host !== publisher) return `published by host '${publisher}' but names host '${ev.host}'`;
+    if (!ev.jobId) return undefined;
+    const job = await this.store.get(ev.jobId).catch(() => undefined);
+    if (job && job.plan.sourceHost !== publisher && job.plan.targetHost !== publisher) {
+      return `host '${publisher}' takes no part in job ${ev.jobId}`;
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {

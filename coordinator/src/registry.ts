@@ -68,7 +68,7 @@ export class HostRegistry {
     this.lastState.set(host, state);
     if (prev === state) return;
     if (prev === undefined && state === 'down') return;
-    publishEvent(this.js, { type: state === 'up' ? 'host.up' : 'host.down', host, jobId: '', vm: '' }).catch((err: unknown) =>
+    publishEvent(this.js, { type: state === 'up' ? 'host.up' : 'host.down', host, jobId: '', vm: '' }, 'coordinator').catch((err: unknown) =>
       this.log.warn({ err }, 'could not publish host event'),
     );
   }

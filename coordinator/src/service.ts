@@ -36,6 +36,9 @@ import {
   type ClonePlan,
   type CloneStartArgs,
   type JobKind,
+  type CloneStreamTokens,
+  type StreamTokenSigner,
+  type Transport,
 } from '../../shared/src/mod.js';
 import type { Catalog } from './catalog.js';
 import { verifyInRepository, type VerifyReport } from './verify.js';
@@ -151,6 +154,10 @@ export interface ServiceDeps {
   /** The backup repository's gRPC address, as agents reach it. */
   repository: string;
   log: Logger;
+  /** The coordinator's own transport (to the repository). */
+  transport: Transport;
+  /** Signs one token per data-plane stream. */
+  tokens: StreamTokenSigner;
 }
 
 export class CoordinatorService {
@@ -221,7 +228,14 @@ export class CoordinatorService {
       this.d.nc,
       src.name,
       'link.probe',
-      { targetHost: dst.name, targetAddr: dst.dataAddr, bytes, maxBandwidthBytesPerS: capBytesPerS },
+      {
+        targetHost: dst.name,
+        targetAddr: dst.dataAddr,
+        bytes,
+        maxBandwidthBytesPerS: capBytesPerS,
+        // Two streams: the warm-up and the measured one. A probe writes nothing on the target.
+        tokens: [0, 1].map(() => this.d.tokens.sign({ job: 'probe', vm: '', src: src.name, dst: dst.name, dir: 'probe' })),
+      },
       15_000 + 2 * expectedMs,
     );
     if (capBytesPerS === 0) await this.d.links.put(key, encodeJson({ bytesPerSecond, at: Date.now() }));
@@ -301,7 +315,7 @@ export class CoordinatorService {
     }
     job.plan.targetVm = clone.id;
     await this.d.jobs.update(job.id, (j) => ({ ...j, plan: { ...j.plan, targetVm: clone.id } }));
-    await publishEvent(this.d.js, { type: 'clone.started', host: source.name, jobId: job.id, vm: vm.id, plan: job.plan });
+    await publishEvent(this.d.js, { type: 'clone.started', host: source.name, jobId: job.id, vm: vm.id, plan: job.plan }, 'coordinator');
     return {
       jobId: job.id,
       vmId: vm.id,
@@ -314,7 +328,14 @@ export class CoordinatorService {
       fault: pc.fault,
       maxBandwidthBytesPerS: pc.capBytesPerS,
       linked: pc.linked,
+      tokens: this.cloneTokens(job.id, clone.id, source.name, target.name),
     };
+  }
+
+  /** One token per data-plane call of a clone, each bound to the job, the clone VM, both hosts and its direction. */
+  private cloneTokens(job: string, vm: string, src: string, dst: string): CloneStreamTokens {
+    const sign = (dir: 'pages' | 'disk' | 'verify') => this.d.tokens.sign({ job, vm, src, dst, dir });
+    return { pages: sign('pages'), disk: sign('disk'), verify: sign('verify') };
   }
 
   /** Hands a prepared job to its source agent; on refusal the clone VM goes and the job fails. */
@@ -400,7 +421,7 @@ export class CoordinatorService {
 
   /** Fails fast, before anything is cloned or paused, when the repository cannot be reached. */
   private async checkRepository(): Promise<void> {
-    const repo = new RepositoryClient(this.d.repository, { callDeadlineMs: 5_000 });
+    const repo = new RepositoryClient(this.d.repository, { callDeadlineMs: 5_000, transport: this.d.transport });
     try {
       await repo.info();
     } catch (err) {
@@ -444,7 +465,7 @@ export class CoordinatorService {
   /** Re-hashes every chunk of a backup in its repository; reports progress, and every bad chunk at the end. */
   async verifyBackup(id: string, onReport: (r: VerifyReport) => void | Promise<void>): Promise<VerifyReport> {
     const backup = await this.getBackup(id);
-    return verifyInRepository(backup, onReport);
+    return verifyInRepository(backup, this.d.transport, onReport);
   }
 
   private async failJob(id: string, err: unknown): Promise<void> {

@@ -1,5 +1,5 @@
 /** Verification of a catalogued backup: the repository re-hashes every chunk the backup references. */
-import { RepositoryClient, type BackupRecord } from '../../shared/src/mod.js';
+import { RepositoryClient, type BackupRecord, type Transport } from '../../shared/src/mod.js';
 
 export interface VerifyReport {
   chunksChecked: number;
@@ -9,8 +9,12 @@ export interface VerifyReport {
 }
 
 /** Streams progress reports; the last one (done) lists every bad chunk found. */
-export async function verifyInRepository(backup: BackupRecord, onReport: (r: VerifyReport) => void | Promise<void>): Promise<VerifyReport> {
-  const repo = new RepositoryClient(backup.repository);
+export async function verifyInRepository(
+  backup: BackupRecord,
+  transport: Transport,
+  onReport: (r: VerifyReport) => void | Promise<void>,
+): Promise<VerifyReport> {
+  const repo = new RepositoryClient(backup.repository, { transport });
   try {
     const r = await repo.verify(backup.id, (p) => void onReport({ chunksChecked: p.chunksChecked, chunksTotal: p.chunksTotal, bad: [], done: false }));
     const last: VerifyReport = {

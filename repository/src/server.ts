@@ -1,6 +1,17 @@
 /** Runs the backup repository as a gRPC server, standalone or inside another process (the coordinator). */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto, raiseServerWindows, shutdownServer, type Logger } from '../../shared/src/mod.js';
+import { Server } from '@grpc/grpc-js';
+import {
+  INSECURE,
+  REPOSITORY_MAX_MESSAGE_BYTES,
+  guardHandlers,
+  loadRepositoryProto,
+  raiseServerWindows,
+  requirePeer,
+  serverCredentials,
+  shutdownServer,
+  type Logger,
+  type Transport,
+} from '../../shared/src/mod.js';
 import { repositoryHandlers, type RepositoryServiceDeps } from './service.js';
 import { Repository } from './store.js';
 
@@ -13,6 +24,8 @@ export interface RepositoryServerOptions {
   log: Logger;
   /** Chunk size of a new repository (default 4 MiB). */
   chunkSize?: number;
+  /** Mutual TLS (callers need an agent or coordinator certificate) or plaintext; default plaintext. */
+  transport?: Transport;
 }
 
 /** A running repository server. */
@@ -26,8 +39,10 @@ export interface RepositoryServer {
 }
 
 /** Mounts the Repository service on an existing server (which should allow REPOSITORY_MAX_MESSAGE_BYTES messages). */
-export function addRepositoryService(server: Server, deps: RepositoryServiceDeps): void {
-  server.addService(loadRepositoryProto().doppel.v1.Repository.service, repositoryHandlers(deps));
+export function addRepositoryService(server: Server, deps: RepositoryServiceDeps, transport: Transport = INSECURE): void {
+  // Only the fleet's agents and coordinator may read or write backups.
+  const handlers = guardHandlers(repositoryHandlers(deps), (call) => void requirePeer(call, transport, ['agent', 'coordinator'], 'repository'));
+  server.addService(loadRepositoryProto().doppel.v1.Repository.service, handlers);
 }
 
 /**
@@ -41,9 +56,10 @@ export async function startRepositoryServer(opts: RepositoryServerOptions): Prom
     'grpc.max_receive_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
   });
-  addRepositoryService(server, { repo, log });
+  const transport = opts.transport ?? INSECURE;
+  addRepositoryService(server, { repo, log }, transport);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(opts.listen, serverCredentials(transport), (err, p) => (err ? reject(err) : resolve(p)));
   });
   // Chunks flow client -> server; with grpc-js's 64 KiB default window the upload would be window-bound.
   if (!raiseServerWindows(server)) log.warn('could not raise HTTP/2 windows (grpc-js internals changed); uploads will be slower');

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'DATA_LOSS'
   | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
   | 'DEADLINE_EXCEEDED'
   | 'ABORTED'
   | 'INTERNAL';
@@ -100,6 +101,14 @@ export class PermissionDeniedError extends DoppelError {
   }
 }
 
+/** The caller did not say who it is (no client certificate, no bearer token). */
+export class UnauthenticatedError extends DoppelError {
+  override name = 'UnauthenticatedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options);
+  }
+}
+
 export class DeadlineExceededError extends DoppelError {
   override name = 'DeadlineExceededError';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -131,6 +140,7 @@ const BY_CODE: Record<ErrorCode, new (message: string, options?: { cause?: unkno
   UNAVAILABLE: UnavailableError,
   DATA_LOSS: DataCorruptionError,
   PERMISSION_DENIED: PermissionDeniedError,
+  UNAUTHENTICATED: UnauthenticatedError,
   DEADLINE_EXCEEDED: DeadlineExceededError,
   ABORTED: AbortedError,
   INTERNAL: InternalError,

@@ -127,6 +127,7 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
         metadataJson: backupMetadata(vm, args, deps.host),
       },
       deps.deadlineMs,
+      deps.host,
     )]);
     outcome = 'commit';
     // The clone's own writes are in the backup but not on this disk: they count as changed from now on.
@@ -159,6 +160,7 @@ async function direct(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, 
       base: args.base,
       fullReason: args.fullReason,
       repository: args.repository,
+      transport: deps.transport,
       metadataJson: backupMetadata(vm, args, deps.host),
       log,
       onProgress: (phase, progress, detail) =>

@@ -11,7 +11,7 @@
  * the source, which counts them as changed after its new checkpoint: those
  * blocks differ between the backup and the source's disk.
  */
-import { type CloneBackupArgs, type Logger, type UploadResult } from '../../../shared/src/mod.js';
+import { type CloneBackupArgs, type Logger, type Transport, type UploadResult } from '../../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver, SnapshotOutcome } from '../drivers/driver.js';
 import type { JobEvents } from '../job-events.js';
 import { backupSnapshot } from './upload.js';
@@ -19,6 +19,7 @@ import { bitmapToRuns, unionChanges } from './block-runs.js';
 
 export interface CloneBackupDeps {
   host: string;
+  transport: Transport;
   driver: HypervisorDriver;
   log: Logger;
   events: JobEvents;
@@ -55,6 +56,7 @@ export async function backupFromClone(clone: DriverVm, args: CloneBackupArgs, de
         base: args.base,
         fullReason: args.fullReason,
         repository: args.repository,
+        transport: deps.transport,
         metadataJson: args.metadataJson,
         log,
         onProgress: progress,

@@ -10,6 +10,7 @@ import {
   type Logger,
   type RestoreJobInfo,
   type RestoreStartArgs,
+  type Transport,
 } from '../../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from '../drivers/driver.js';
 import type { JobEvents } from '../job-events.js';
@@ -17,6 +18,7 @@ import { contentHashOfView, restoreDisks } from './upload.js';
 
 export interface RestoreDeps {
   host: string;
+  transport: Transport;
   driver: HypervisorDriver;
   log: Logger;
   events: JobEvents;
@@ -31,6 +33,7 @@ export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: 
   try {
     const bytesWritten = await restoreDisks(vm, args.backup, {
       log,
+      transport: deps.transport,
       onProgress: (progress) => deps.events.emit({ ...base, type: 'restore.progress', phase: 'restore', progress }),
     });
     deps.events.emit({ ...base, type: 'restore.progress', phase: 'verify', progress: 0 });

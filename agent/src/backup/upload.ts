@@ -19,6 +19,7 @@ import {
   type Logger,
   type RepoDiskIndex,
   type UploadResult,
+  type Transport,
 } from '../../../shared/src/mod.js';
 import type { BlockChanges, DiskSnapshot, DiskView, DriverVm } from '../drivers/driver.js';
 
@@ -30,6 +31,7 @@ export interface BackupSnapshotOptions {
   /** Why the backup is full if it is (from the coordinator: no base, or not asked). */
   fullReason: string;
   repository: string;
+  transport: Transport;
   metadataJson: string;
   log: Logger;
   onProgress?: (phase: string, fraction: number, detail: string) => void;
@@ -112,7 +114,7 @@ async function planIncremental(
 
 /** Backs a snapshot up into the repository and commits the backup (chunks, then indexes, then the manifest). */
 export async function backupSnapshot(snapshot: DiskSnapshot, opts: BackupSnapshotOptions): Promise<UploadResult> {
-  const repo = new RepositoryClient(opts.repository);
+  const repo = new RepositoryClient(opts.repository, { transport: opts.transport });
   const t0 = performance.now();
   try {
     const chunkSize = (await repo.info()).chunkSize || DEFAULT_CHUNK_SIZE;
@@ -172,9 +174,9 @@ export async function contentHashOfView(view: DiskView, chunkSize: number): Prom
 export async function restoreDisks(
   vm: DriverVm,
   backup: BackupRecord,
-  opts: { log: Logger; onProgress?: (fraction: number) => void },
+  opts: { log: Logger; transport: Transport; onProgress?: (fraction: number) => void },
 ): Promise<number> {
-  const repo = new RepositoryClient(backup.repository);
+  const repo = new RepositoryClient(backup.repository, { transport: opts.transport });
   try {
     const disks = vm.disks();
     let written = 0;

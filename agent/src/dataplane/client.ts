@@ -4,8 +4,16 @@
  * waits for `drain`), waits for the target's acknowledgements, and turns the
  * target's status into a typed error.
  */
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { fromServiceError, loadDataPlaneProto, AbortedError, drainOrFailure } from '../../../shared/src/mod.js';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import {
+  fromServiceError,
+  loadDataPlaneProto,
+  AbortedError,
+  drainOrFailure,
+  channelCredentials,
+  streamTokenMetadata,
+  type Transport,
+} from '../../../shared/src/mod.js';
 import type { DataPlaneClient } from '../../../shared/src/gen/doppel/v1/DataPlane.js';
 import type { PageFrame } from '../../../shared/src/gen/doppel/v1/PageFrame.js';
 import type { StreamSummary__Output } from '../../../shared/src/gen/doppel/v1/StreamSummary.js';
@@ -13,9 +21,12 @@ import type { StreamAck__Output } from '../../../shared/src/gen/doppel/v1/Stream
 
 export type { DataPlaneClient };
 
-export function createDataPlaneClient(addr: string): DataPlaneClient {
+/** A client for the agent of host `host` at `addr`; under TLS that agent must present host's certificate. */
+export function createDataPlaneClient(addr: string, host: string, transport: Transport): DataPlaneClient {
   const proto = loadDataPlaneProto();
-  return new proto.doppel.v1.DataPlane(addr, credentials.createInsecure(), {
+  const { creds, options } = channelCredentials(transport, host);
+  return new proto.doppel.v1.DataPlane(addr, creds, {
+    ...options,
     // The fault-injection path sends a frame over the receiver's limit on purpose;
     // the receiver, not the sender, enforces the limit.
     'grpc.max_send_message_length': 16 * 1024 * 1024,
@@ -36,8 +47,8 @@ export class PageStream {
   private summary: StreamSummary__Output | undefined;
   private readonly waiters = new Set<() => void>();
 
-  constructor(client: DataPlaneClient, target: string, deadlineMs: number) {
-    this.call = client.streamPages({ deadline: Date.now() + deadlineMs });
+  constructor(client: DataPlaneClient, target: string, deadlineMs: number, token: string) {
+    this.call = client.streamPages(streamTokenMetadata(token), { deadline: Date.now() + deadlineMs });
     this.call.on('data', (ack: StreamAck__Output) => {
       if (ack.summary) this.summary = ack.summary;
       else this.ackedRound = Math.max(this.ackedRound, ack.round);

@@ -1,7 +1,6 @@
 /** The agent's gRPC data-plane server: receives pre-copy streams into prepared clones. */
 import {
   Server,
-  ServerCredentials,
   type ServerDuplexStream,
   type ServerReadableStream,
   type sendUnaryData,
@@ -12,7 +11,9 @@ import {
   AbortedError,
   loadDataPlaneProto,
   raiseServerWindows,
+  serverCredentials,
   toDoppelError,
+  type Transport,
   toServiceError,
   type Logger,
 } from '../../../shared/src/mod.js';
@@ -26,16 +27,33 @@ import type { DiskCopySummary } from '../../../shared/src/gen/doppel/v1/DiskCopy
 import { PageStreamReceiver } from '../precopy/receiver.js';
 import { DiskStreamReceiver } from '../diskcopy/receiver.js';
 import type { CloneTargets } from '../clone-targets.js';
+import { bindStream, type StreamGuard } from './guard.js';
 
 export interface DataPlaneDeps {
   targets: CloneTargets;
   log: Logger;
+  guard: StreamGuard;
+  transport: Transport;
 }
 
-export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHandlers {
+export function dataPlaneHandlers({ targets, log, guard }: DataPlaneDeps): DataPlaneHandlers {
+  /** Authorizes a call before its first frame; a refused call gets its status and nothing is read or written. */
+  const admit = (call: Parameters<StreamGuard['admit']>[0], dirs: Parameters<StreamGuard['admit']>[1]) => {
+    try {
+      return guard.admit(call, dirs);
+    } catch (err) {
+      log.warn({ err: toDoppelError(err), peer: call.getPeer() }, 'data-plane call refused');
+      return toServiceError(err);
+    }
+  };
   return {
     StreamPages(call: ServerDuplexStream<PageFrame__Output, StreamAck>) {
-      const receiver = new PageStreamReceiver((open) => targets.claim(open), log);
+      const claims = admit(call, ['pages', 'probe']);
+      if (claims instanceof Error) return void call.emit('error', claims);
+      const receiver = new PageStreamReceiver((open) => {
+        bindStream(claims, open);
+        return targets.claim(open);
+      }, log);
       let done = false;
       const fail = (err: unknown) => {
         if (done) return;
@@ -75,8 +93,13 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
     },
 
     StreamDisk(call: ServerReadableStream<DiskFrame__Output, DiskCopySummary>, callback: sendUnaryData<DiskCopySummary>) {
+      const claims = admit(call, ['disk']);
+      if (claims instanceof Error) return void callback(claims);
       const receiver = new DiskStreamReceiver(
-        (open) => targets.claimDisks(open),
+        (open) => {
+          bindStream(claims, open);
+          return targets.claimDisks(open);
+        },
         (vm, chains) => vm.linkDisks(chains),
         log,
       );
@@ -120,8 +143,11 @@ export function dataPlaneHandlers({ targets, log }: DataPlaneDeps): DataPlaneHan
     },
 
     VerifyClone(call: ServerUnaryCall<VerifyCloneRequest__Output, VerifyCloneReply>, callback: sendUnaryData<VerifyCloneReply>) {
+      const claims = admit(call, ['verify']);
+      if (claims instanceof Error) return void callback(claims);
       void (async () => {
         try {
+          bindStream(claims, call.request);
           const vm = targets.received(call.request.jobId, call.request.targetVmId);
           const t0 = performance.now();
           const memoryHash = await vm.memoryHash();
@@ -143,7 +169,7 @@ export async function startDataPlaneServer(listen: string, deps: DataPlaneDeps):
   });
   server.addService(proto.doppel.v1.DataPlane.service, dataPlaneHandlers(deps));
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(listen, serverCredentials(deps.transport), (err, p) => (err ? reject(err) : resolve(p)));
   });
   if (!raiseServerWindows(server)) deps.log.warn('could not raise HTTP/2 windows (grpc-js internals changed); the page stream will be slower');
   const host = listen.slice(0, listen.lastIndexOf(':'));

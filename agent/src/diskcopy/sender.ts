@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import type { ClientWritableStream } from '@grpc/grpc-js';
-import { AbortedError, DISK_BATCH_BLOCKS, PageBatchEncoder, fromServiceError } from '../../../shared/src/mod.js';
+import { AbortedError, DISK_BATCH_BLOCKS, PageBatchEncoder, fromServiceError, streamTokenMetadata } from '../../../shared/src/mod.js';
 import type { DiskFrame } from '../../../shared/src/gen/doppel/v1/DiskFrame.js';
 import type { DiskCopySummary__Output } from '../../../shared/src/gen/doppel/v1/DiskCopySummary.js';
 import type { DiskSnapshot } from '../drivers/driver.js';
@@ -14,6 +14,8 @@ import type { DataPlaneClient } from '../dataplane/client.js';
 
 export interface DiskCopyOptions {
   jobId: string;
+  /** The coordinator's token for this disk stream. */
+  token: string;
   targetHost: string;
   targetVmId: string;
   /** Overlay the snapshot's shared chains instead of copying blocks. */
@@ -37,10 +39,10 @@ class DiskStream {
   private failure: Error | undefined;
   private readonly reply: Promise<DiskCopySummary__Output>;
 
-  constructor(client: DataPlaneClient, target: string, deadlineMs: number) {
+  constructor(client: DataPlaneClient, target: string, deadlineMs: number, token: string) {
     let call!: ClientWritableStream<DiskFrame>;
     this.reply = new Promise((resolve, reject) => {
-      call = client.streamDisk({ deadline: Date.now() + deadlineMs }, (err, res) => {
+      call = client.streamDisk(streamTokenMetadata(token), { deadline: Date.now() + deadlineMs }, (err, res) => {
         if (err || !res) {
           this.failure ??= fromServiceError(err, `disk copy to ${target}`);
           reject(this.failure);
@@ -78,7 +80,7 @@ class DiskStream {
 
 export async function copyDisks(snapshot: DiskSnapshot, client: DataPlaneClient, opts: DiskCopyOptions): Promise<DiskCopyStats> {
   const t0 = performance.now();
-  const stream = new DiskStream(client, opts.targetHost, opts.deadlineMs);
+  const stream = new DiskStream(client, opts.targetHost, opts.deadlineMs, opts.token);
   const onAbort = () => stream.cancel(`disk copy cancelled: ${String(opts.signal?.reason ?? 'aborted')}`);
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -3,7 +3,7 @@
  * (compressible and random, as dirty pages are) through the real stream path,
  * LZ4 and checksums included. The target verifies and drops them.
  */
-import { PAGE_SIZE, PageBatchEncoder, isZeroPage } from '../../../shared/src/mod.js';
+import { InvalidArgumentError, PAGE_SIZE, PageBatchEncoder, isZeroPage } from '../../../shared/src/mod.js';
 import { fillGuestMemory } from '../drivers/sim/content.js';
 import { PageStream, type DataPlaneClient } from '../dataplane/client.js';
 import { Pacer } from './pacer.js';
@@ -32,15 +32,19 @@ export async function probeLink(
   target: string,
   bytes: number,
   maxBandwidthBytesPerS: number,
+  /** Two probe tokens from the coordinator: the warm-up stream's and the measured one's. */
+  tokens: readonly string[],
 ): Promise<number> {
-  await streamSample(client, target, Math.min(bytes, WARMUP_BYTES), maxBandwidthBytesPerS);
-  return streamSample(client, target, bytes, maxBandwidthBytesPerS);
+  const [warmup, measured] = tokens;
+  if (!warmup || !measured) throw new InvalidArgumentError('a link probe needs two stream tokens');
+  await streamSample(client, target, Math.min(bytes, WARMUP_BYTES), maxBandwidthBytesPerS, warmup);
+  return streamSample(client, target, bytes, maxBandwidthBytesPerS, measured);
 }
 
-async function streamSample(client: DataPlaneClient, target: string, bytes: number, maxBandwidthBytesPerS: number): Promise<number> {
+async function streamSample(client: DataPlaneClient, target: string, bytes: number, maxBandwidthBytesPerS: number, token: string): Promise<number> {
   const pages = samplePages();
   const count = Math.max(64, Math.ceil(bytes / PAGE_SIZE));
-  const stream = new PageStream(client, target, 30_000);
+  const stream = new PageStream(client, target, 30_000, token);
   const enc = new PageBatchEncoder();
   const t0 = performance.now();
   const pacer = new Pacer(maxBandwidthBytesPerS);

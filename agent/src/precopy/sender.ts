@@ -22,6 +22,8 @@ export const FAULTS: readonly Fault[] = ['', 'corrupt-frame', 'corrupt-final-fra
 
 export interface PrecopyOptions {
   jobId: string;
+  /** The coordinator's token for this page stream. */
+  token: string;
   targetHost: string;
   targetVmId: string;
   thresholdPages: number;
@@ -50,7 +52,7 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
   const { log } = opts;
   const pages = vm.pages();
   const enc = new PageBatchEncoder({ pageSize: pages.pageSize });
-  const stream = new PageStream(client, opts.targetHost, opts.deadlineMs);
+  const stream = new PageStream(client, opts.targetHost, opts.deadlineMs, opts.token);
   const t0 = performance.now();
   const pacer = new Pacer(opts.maxBandwidthBytesPerS);
   let corruptPending = opts.fault === 'corrupt-frame';

@@ -3,11 +3,12 @@ import { InvalidArgumentError } from '../../../shared/src/mod.js';
 import { CoordinatorClient, type Job } from '../client.js';
 import { flag, int, list, parse, str, type Options } from '../args.js';
 import { mib, printJson, Progress, table } from '../output.js';
+import { CLIENT_SECURITY_HELP, CLIENT_SECURITY_OPTIONS, clientSecurity } from '../security.js';
 
-export const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' } };
+export const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' }, ...CLIENT_SECURITY_OPTIONS };
 
 function client(p: ReturnType<typeof parse>): CoordinatorClient {
-  return new CoordinatorClient(str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400'));
+  return new CoordinatorClient(str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400'), clientSecurity(p));
 }
 
 export async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: CoordinatorClient) => Promise<T>): Promise<T> {
@@ -20,7 +21,8 @@ export async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: Coordin
 }
 
 export const API_COMMON_HELP = `  --coordinator ADDR   coordinator gRPC address (default 127.0.0.1:7400, env DOPPEL_COORDINATOR)
-  --json               print JSON instead of a table`;
+  --json               print JSON instead of a table
+${CLIENT_SECURITY_HELP}`;
 
 export async function hostsCommand(argv: string[]): Promise<number> {
   const p = parse(argv, COMMON);

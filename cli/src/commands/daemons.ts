@@ -1,7 +1,17 @@
 /** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`. */
 import os from 'node:os';
 import path from 'node:path';
-import { connectNats, createRootLogger, type LogFormat, type Logger } from '../../../shared/src/mod.js';
+import { INSECURE, agentInboxPrefix, connectNats, createRootLogger, loadTlsIdentity, type LogFormat, type Logger, type Transport } from '../../../shared/src/mod.js';
+import { ApiAuth } from '../../../coordinator/src/api/auth.js';
+import {
+  DAEMON_SECURITY_HELP,
+  DAEMON_SECURITY_OPTIONS,
+  agentTokenVerifier,
+  coordinatorTokenSigner,
+  daemonTransport,
+  natsAuth,
+  pkiDir,
+} from '../security.js';
 import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startRepositoryServer } from '../../../repository/src/mod.js';
@@ -9,6 +19,7 @@ import { LocalFleet } from '../fleet/local-fleet.js';
 import { flag, int, parse, str, type Options } from '../args.js';
 
 const LOG_OPTIONS: Options = {
+  config: { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'ready-line': { type: 'boolean' },
@@ -55,7 +66,11 @@ export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
   --max-vms N            VM limit (default 64)
   --heartbeat-ms N       heartbeat interval (default 2000); a host is down after 3 missed
   --allow-fault-injection  honour the test-only 'fault' field of clone requests
-  --log-format json|pretty, --log-level LEVEL`;
+  --config FILE          settings file, 'name = value' per line (flags > env > file; env DOPPEL_CONFIG)
+  --log-format json|pretty, --log-level LEVEL
+
+${DAEMON_SECURITY_HELP}
+The agent's certificate name defaults to its --host; its NATS inbox is _INBOX_HOST.`;
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const p = parse(argv, {
@@ -72,6 +87,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'max-vms': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'allow-fault-injection': { type: 'boolean' },
+    ...DAEMON_SECURITY_OPTIONS,
   });
   if (flag(p, 'help')) return void console.log(AGENT_HELP), 0;
   const opts = compileAgentOptions({
@@ -88,10 +104,16 @@ export async function agentCommand(argv: string[]): Promise<number> {
     allowFaultInjection: flag(p, 'allow-fault-injection'),
   });
   const log = rootLogger('doppel-agent', p);
-  const nc = await connectNats(opts.natsUrl, `doppel-agent-${opts.host}`);
+  const transport = daemonTransport(p, 'doppel agent', opts.host, log);
+  const tokens = agentTokenVerifier(p, opts.host);
+  const certName = transport.kind === 'tls' ? transport.identity.name : opts.host;
+  const nc = await connectNats(opts.natsUrl, `doppel-agent-${opts.host}`, {
+    ...natsAuth(p, opts.natsUrl, certName),
+    inboxPrefix: agentInboxPrefix(opts.host),
+  });
   const datastoreDir = str(p, 'datastore', process.env.DOPPEL_DATASTORE ?? '');
   const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
-  const agent = await Agent.start(opts, { driver, logger: log, nc });
+  const agent = await Agent.start(opts, { driver, logger: log, nc, transport, tokens });
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, host: opts.host, dataAddr: agent.dataAddr }));
   await untilSignal(log, async () => {
     await agent.stop();
@@ -109,7 +131,15 @@ export const COORDINATOR_HELP = `doppel coordinator: run the coordinator (host r
   --repo-listen ADDR   its gRPC address (default 127.0.0.1:7402)
   --repo-advertise ADDR  the address agents on other hosts dial for it (default: the bound --repo-listen)
   --repository ADDR    use a standalone repository ('doppel repo serve') instead
+  --api-tokens FILE    API bearer tokens, lines 'admin TOKEN' or 'reader TOKEN' (env DOPPEL_API_TOKENS)
+  --config FILE        settings file, 'name = value' per line (flags > env > file; env DOPPEL_CONFIG)
   --log-format json|pretty, --log-level LEVEL
+
+${DAEMON_SECURITY_HELP}
+Under TLS the coordinator presents DIR/coordinator.pem and its in-process repository DIR/repository.pem.
+API callers need a client certificate with role admin or reader, or a bearer token; reading needs
+reader, every change (create, run, destroy, clone, back up, restore) needs admin. With --insecure
+and no --api-tokens the API is open.
 
 All state (hosts, jobs, events, the backup catalog) lives in NATS JetStream:
 restart it at will. Backup data lives in the repository directory.`;
@@ -124,12 +154,21 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'repo-listen': { type: 'string' },
     'repo-advertise': { type: 'string' },
     repository: { type: 'string' },
+    'api-tokens': { type: 'string' },
+    ...DAEMON_SECURITY_OPTIONS,
   });
   if (flag(p, 'help')) return void console.log(COORDINATOR_HELP), 0;
   const repository = str(p, 'repository', process.env.DOPPEL_REPOSITORY ?? '');
   const repoDir = str(p, 'repo-dir', process.env.DOPPEL_REPO_DIR ?? path.join(os.homedir(), '.local', 'share', 'doppel', 'repo'));
   const log = rootLogger('doppel-coordinator', p);
-  const nc = await connectNats(str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222'), 'doppel-coordinator');
+  const transport = daemonTransport(p, 'doppel coordinator', 'coordinator', log);
+  // The in-process repository has an identity of its own: agents check for the name 'repository'.
+  const repoTransport: Transport = transport.kind === 'tls' && !repository ? { kind: 'tls', identity: loadTlsIdentity(pkiDir(p), 'repository') } : transport;
+  const tokenFile = str(p, 'api-tokens', process.env.DOPPEL_API_TOKENS ?? '');
+  const auth = tokenFile ? ApiAuth.fromFile(tokenFile) : transport.kind === 'tls' ? ApiAuth.withTokens([]) : ApiAuth.open();
+  if (!auth.enforced) log.warn('the API is open to anyone who can reach it (--insecure without --api-tokens)');
+  const natsUrl = str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222');
+  const nc = await connectNats(natsUrl, 'doppel-coordinator', natsAuth(p, natsUrl, transport.kind === 'tls' ? transport.identity.name : 'coordinator'));
   const c = await Coordinator.start(
     {
       grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'),
@@ -142,7 +181,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
             repoAdvertise: str(p, 'repo-advertise', process.env.DOPPEL_REPO_ADVERTISE ?? ''),
           }),
     },
-    { nc, logger: log },
+    { nc, logger: log, transport, repoTransport, tokens: coordinatorTokenSigner(p), auth },
   );
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, grpc: c.grpcAddr, http: c.httpAddr, repository: c.repoAddr }));
   await untilSignal(log, async () => {
@@ -197,14 +236,26 @@ host instead and start the coordinator with --repository ADDR.
 
   --dir DIR        the repository directory (created if missing)
   --listen ADDR    gRPC address (default 127.0.0.1:7402; port 0 picks one)
+  --config FILE    settings file, 'name = value' per line (env DOPPEL_CONFIG)
+  --pki DIR        mutual TLS: presents DIR/repository.pem (or --cert-name); only agent and
+                   coordinator certificates may call it (env DOPPEL_PKI)
+  --cert-name NAME, --insecure (plaintext, logged as a warning)
   --log-format json|pretty, --log-level LEVEL`;
 
 export async function repoCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...LOG_OPTIONS, dir: { type: 'string' }, listen: { type: 'string' } });
+  const p = parse(argv, {
+    ...LOG_OPTIONS,
+    dir: { type: 'string' },
+    listen: { type: 'string' },
+    pki: { type: 'string' },
+    'cert-name': { type: 'string' },
+    insecure: { type: 'boolean' },
+  });
   const sub = p.positionals[0];
   if (flag(p, 'help') || sub !== 'serve' || !str(p, 'dir')) return void console.log(REPO_HELP), flag(p, 'help') ? 0 : 2;
   const log = rootLogger('doppel-repository', p);
-  const repo = await startRepositoryServer({ dir: path.resolve(str(p, 'dir')), listen: str(p, 'listen', '127.0.0.1:7402'), log });
+  const transport = daemonTransport(p, 'doppel repo serve', 'repository', log);
+  const repo = await startRepositoryServer({ dir: path.resolve(str(p, 'dir')), listen: str(p, 'listen', '127.0.0.1:7402'), log, transport });
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, repository: repo.addr }));
   log.info({ addr: repo.addr, dir: str(p, 'dir') }, 'repository serving');
   await untilSignal(log, () => repo.stop());

@@ -6,13 +6,35 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectNats, silentLogger, UnavailableError, type Logger, type NatsConnection } from '../../../shared/src/mod.js';
+import {
+  INSECURE,
+  StreamTokenSigner,
+  StreamTokenVerifier,
+  COORDINATOR_NATS_USER,
+  agentInboxPrefix,
+  agentNatsUser,
+  agentUser,
+  connectNats,
+  coordinatorUser,
+  natsAuthorizationConfig,
+  initPki,
+  issueCert,
+  loadTlsIdentity,
+  pkiFiles,
+  silentLogger,
+  UnavailableError,
+  type Logger,
+  type NatsAuth,
+  type NatsConnection,
+  type Transport,
+} from '../../../shared/src/mod.js';
+import { ApiAuth } from '../../../coordinator/src/api/auth.js';
 import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -33,7 +55,23 @@ export interface LocalFleetOptions {
   repoDir?: string;
   /** Use this external repository address instead of one inside the coordinator. */
   repository?: string;
+  /**
+   * Mutual TLS everywhere, with a fleet PKI made in the fleet's temp dir (the agents' certificates
+   * name 127.0.0.1). Off by default: a local fleet is plaintext, but its streams always carry tokens.
+   */
+  tls?: boolean;
+  /** NATS with per-role users and subject permissions ('doppel nats-auth'): agents get only their own subjects. */
+  natsAuth?: boolean;
+  /** API bearer tokens; the API then requires a token or an admin/reader certificate. */
+  apiTokens?: { role: 'admin' | 'reader'; token: string }[];
   logger?: Logger;
+}
+
+/** A local fleet's keys: the PKI directory (TLS) and the stream-token pair, both in its temp dir. */
+interface FleetKeys {
+  dir: string;
+  tokenKey: string;
+  tokenPub: string;
 }
 
 interface Component {
@@ -57,6 +95,9 @@ export class LocalFleet {
   /** In-process agents, by host name, for tests that look inside. */
   readonly agentObjects = new Map<string, Agent>();
   private readonly dataRoot: Promise<string>;
+  private keys: FleetKeys | undefined;
+  /** NATS credentials by user name (natsAuth). */
+  readonly natsUsers = new Map<string, { user: string; password: string }>();
 
   private constructor(
     readonly nats: NatsServerHandle,
@@ -68,11 +109,21 @@ export class LocalFleet {
   }
 
   static async start(opts: LocalFleetOptions = {}): Promise<LocalFleet> {
-    const nats = await startNatsServer();
+    const agents = opts.agents ?? ['host-a', 'host-b'];
+    const natsUsers = opts.natsAuth ? [coordinatorUser(), ...agents.map((h) => agentUser(h))] : [];
+    let authDir = '';
+    if (opts.natsAuth) {
+      authDir = await mkdtemp(path.join(os.tmpdir(), 'doppel-nats-auth-'));
+      await writeFile(path.join(authDir, 'auth.conf'), natsAuthorizationConfig(natsUsers), { mode: 0o600 });
+    }
+    const nats = await startNatsServer(authDir ? { configFile: path.join(authDir, 'auth.conf') } : {});
+    if (authDir) await rm(authDir, { recursive: true, force: true });
     const fleet = new LocalFleet(nats, opts);
+    for (const u of natsUsers) fleet.natsUsers.set(u.user, { user: u.user, password: u.password });
     try {
       fleet.logDir = opts.logDir ?? path.join(await fleet.dataRoot, 'logs');
       await mkdir(fleet.logDir, { recursive: true });
+      await fleet.makeKeys();
       await fleet.startCoordinator();
       for (const host of fleet.agents) await fleet.startAgent(host);
       await fleet.waitHosts(fleet.agents);
@@ -81,6 +132,69 @@ export class LocalFleet {
       throw err;
     }
     return fleet;
+  }
+
+  /** The stream-token key pair, and with TLS a fleet CA and a certificate for every component. */
+  private async makeKeys(): Promise<void> {
+    const dir = path.join(await this.dataRoot, 'pki');
+    if (this.opts.tls) {
+      await initPki(dir);
+      await issueCert(dir, 'coordinator', { role: 'coordinator', ips: ['127.0.0.1'] });
+      await issueCert(dir, 'repository', { role: 'repository', ips: ['127.0.0.1'] });
+      await issueCert(dir, 'admin', { role: 'admin' });
+      for (const host of this.agents) await issueCert(dir, host, { role: 'agent', ips: ['127.0.0.1'] });
+    } else {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const { privateKeyPem, publicKeyPem } = StreamTokenSigner.generate();
+      const f = pkiFiles(dir, 'x');
+      await writeFile(f.tokenKey, privateKeyPem, { mode: 0o600 });
+      await writeFile(f.tokenPub, publicKeyPem);
+    }
+    const f = pkiFiles(dir, 'x');
+    this.keys = { dir, tokenKey: f.tokenKey, tokenPub: f.tokenPub };
+  }
+
+  /** Signs a data-plane stream token with the fleet coordinator's key (benchmarks and tests that stream directly). */
+  signStreamToken(claims: Parameters<StreamTokenSigner['sign']>[0], ttlMs?: number): string {
+    return StreamTokenSigner.fromFile(this.keys!.tokenKey).sign(claims, ttlMs);
+  }
+
+  /** The PKI directory of a TLS fleet ('' without TLS): clients use `admin`. */
+  get pkiDir(): string {
+    return this.opts.tls ? (this.keys?.dir ?? '') : '';
+  }
+
+  private transport(name: string): Transport {
+    return this.opts.tls ? { kind: 'tls', identity: loadTlsIdentity(this.keys!.dir, name) } : INSECURE;
+  }
+
+  /** NATS credentials of a component (coordinator or an agent's host name); none without natsAuth. */
+  natsCreds(component: string): NatsAuth {
+    const u = this.natsUsers.get(component === 'coordinator' ? COORDINATOR_NATS_USER : agentNatsUser(component));
+    return u ? { user: u.user, password: u.password } : {};
+  }
+
+  /** Command-line security flags of a child process presenting certificate `name`. */
+  private async securityArgs(name: string, tokenKey: string): Promise<string[]> {
+    const keys = this.keys!;
+    const args = [...(this.opts.tls ? ['--pki', keys.dir, '--cert-name', name] : ['--insecure']), '--stream-token-key', tokenKey];
+    const creds = this.natsCreds(name);
+    if (creds.user) {
+      const file = path.join(keys.dir, `nats-${name}.json`);
+      await writeFile(file, JSON.stringify({ user: creds.user, password: creds.password }), { mode: 0o600 });
+      args.push('--nats-creds', file);
+    }
+    if (name === 'coordinator' && this.opts.apiTokens) {
+      const file = path.join(keys.dir, 'api-tokens');
+      await writeFile(file, this.opts.apiTokens.map((t) => `${t.role} ${t.token}`).join('\n') + '\n', { mode: 0o600 });
+      args.push('--api-tokens', file);
+    }
+    return args;
+  }
+
+  private apiAuth(): ApiAuth {
+    if (this.opts.apiTokens) return ApiAuth.withTokens(this.opts.apiTokens);
+    return this.opts.tls ? ApiAuth.withTokens([]) : ApiAuth.open();
   }
 
   private get heartbeatMs(): number {
@@ -95,12 +209,19 @@ export class LocalFleet {
   async startCoordinator(): Promise<void> {
     const repoDir = await this.repoDir();
     if (this.mode === 'in-process') {
-      const nc = await connectNats(this.nats.url, 'doppel-coordinator');
+      const nc = await connectNats(this.nats.url, 'doppel-coordinator', this.natsCreds('coordinator'));
       // A restarted coordinator serves its repository on the same port: running jobs hold its address.
       const repo = this.opts.repository ? { repository: this.opts.repository } : { repoDir, repoListen: this.repoAddr || '127.0.0.1:0' };
       const c = await Coordinator.start(
         { grpcListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', ...repo },
-        { nc, logger: this.logger() },
+        {
+          nc,
+          logger: this.logger(),
+          transport: this.transport('coordinator'),
+          repoTransport: this.transport('repository'),
+          tokens: StreamTokenSigner.fromFile(this.keys!.tokenKey),
+          auth: this.apiAuth(),
+        },
       );
       this.repoAddr = c.repoAddr;
       this.setCoordinator(c.grpcAddr, c.httpAddr, { name: 'coordinator', stop: () => c.stop().finally(() => nc.close()) });
@@ -115,6 +236,7 @@ export class LocalFleet {
       '--http',
       '127.0.0.1:0',
       ...(this.opts.repository ? ['--repository', this.opts.repository] : ['--repo-dir', repoDir, '--repo-listen', this.repoAddr || '127.0.0.1:0']),
+      ...(await this.securityArgs('coordinator', this.keys!.tokenKey)),
     ]);
     this.repoAddr = String(ready.repository);
     this.setCoordinator(String(ready.grpc), String(ready.http), { name: 'coordinator', stop });
@@ -125,7 +247,11 @@ export class LocalFleet {
     this.grpcAddr = grpcAddr;
     this.httpAddr = httpAddr;
     this.client?.close();
-    this.client = new CoordinatorClient(grpcAddr);
+    const token = this.opts.apiTokens?.find((t) => t.role === 'admin')?.token;
+    this.client = new CoordinatorClient(grpcAddr, {
+      ...(this.opts.tls ? { identity: loadTlsIdentity(this.keys!.dir, 'admin') } : {}),
+      ...(token ? { token } : {}),
+    });
   }
 
   /** Stops the coordinator and starts a new one against the same NATS (its state lives there). */
@@ -144,7 +270,10 @@ export class LocalFleet {
     const dataDir = path.join(await this.dataRoot, host);
     const datastoreDir = this.opts.sharedDatastore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
     if (this.mode === 'in-process') {
-      const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`);
+      const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`, {
+        ...this.natsCreds(host),
+        inboxPrefix: agentInboxPrefix(host),
+      });
       const opts = compileAgentOptions({
         host,
         dataDir,
@@ -154,7 +283,13 @@ export class LocalFleet {
         ...(memoryMib ? { memoryMib } : {}),
       });
       const driver = createDriver('sim', { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
-      const agent = await Agent.start(opts, { driver, logger: this.logger(), nc });
+      const agent = await Agent.start(opts, {
+        driver,
+        logger: this.logger(),
+        nc,
+        transport: this.transport(host),
+        tokens: StreamTokenVerifier.fromFile(this.keys!.tokenPub, host),
+      });
       this.agentObjects.set(host, agent);
       this.components.push({ name: host, stop: () => agent.stop().finally(() => nc.close()) });
       return;
@@ -163,6 +298,7 @@ export class LocalFleet {
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
     if (datastoreDir) args.push('--datastore', datastoreDir);
+    args.push(...(await this.securityArgs(host, this.keys!.tokenPub)));
     const { stop, kill } = await this.spawnChild(host, args);
     this.components.push({ name: host, stop, kill });
   }
@@ -247,10 +383,16 @@ export class LocalFleet {
   async waitHosts(names: string[], timeoutMs = 15_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      const hosts = await this.client.hosts().catch(() => []);
+      let lastError = '';
+      const hosts = await this.client.hosts().catch((err: unknown) => {
+        lastError = (err as Error).message;
+        return [];
+      });
       const up = new Set(hosts.filter((h) => h.state === 'up').map((h) => h.name));
       if (names.every((n) => up.has(n))) return;
-      if (Date.now() > end) throw new UnavailableError(`hosts ${names.filter((n) => !up.has(n)).join(', ')} did not come up`);
+      if (Date.now() > end) {
+        throw new UnavailableError(`hosts ${names.filter((n) => !up.has(n)).join(', ')} did not come up${lastError ? ` (${lastError})` : ''}`);
+      }
       await sleep(50);
     }
   }

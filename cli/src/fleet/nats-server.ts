@@ -19,11 +19,12 @@ export interface NatsServerHandle {
   stop(opts?: { keepStore?: boolean }): Promise<void>;
 }
 
-export async function startNatsServer(opts: { storeDir?: string; port?: number } = {}): Promise<NatsServerHandle> {
+/** `configFile`: a nats-server configuration (e.g. with an authorization block); the flags here override its listen address and store. */
+export async function startNatsServer(opts: { storeDir?: string; port?: number; configFile?: string } = {}): Promise<NatsServerHandle> {
   const storeDir = opts.storeDir ?? (await mkdtemp(path.join(os.tmpdir(), 'doppel-nats-')));
   const portsDir = await mkdtemp(path.join(os.tmpdir(), 'doppel-nats-ports-'));
   const bin = process.env.NATS_SERVER_BIN ?? 'nats-server';
-  const args = ['-a', '127.0.0.1', '-p', String(opts.port ?? -1), '-js', '-sd', storeDir, '--ports_file_dir', portsDir];
+  const args = [...(opts.configFile ? ['-c', opts.configFile] : []), '-a', '127.0.0.1', '-p', String(opts.port ?? -1), '-js', '-sd', storeDir, '--ports_file_dir', portsDir];
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

@@ -1,6 +1,7 @@
 /** The coordinator's gRPC API. Every handler maps errors through toServiceError. */
-import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { loadCoordinatorProto, toServiceError, type Logger } from '../../../shared/src/mod.js';
+import { Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { guardHandlers, loadCoordinatorProto, serverCredentials, toServiceError, type Logger, type Transport } from '../../../shared/src/mod.js';
+import type { ApiAuth } from './auth.js';
 import type { CoordinatorHandlers } from '../../../shared/src/gen/doppel/v1/Coordinator.js';
 import type { WatchEventsRequest__Output } from '../../../shared/src/gen/doppel/v1/WatchEventsRequest.js';
 import type { Event } from '../../../shared/src/gen/doppel/v1/Event.js';
@@ -84,12 +85,20 @@ export function drainOrGone(stream: NodeJS.EventEmitter, goneEvent: string, sign
   });
 }
 
-export async function startGrpcApi(listen: string, svc: CoordinatorService, log: Logger): Promise<{ server: Server; addr: string }> {
+export async function startGrpcApi(
+  listen: string,
+  svc: CoordinatorService,
+  log: Logger,
+  security: { transport: Transport; auth: ApiAuth },
+): Promise<{ server: Server; addr: string }> {
   const proto = loadCoordinatorProto();
   const server = new Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
-  server.addService(proto.doppel.v1.Coordinator.service, coordinatorHandlers(svc, log));
+  const handlers = guardHandlers(coordinatorHandlers(svc, log), (call, method) => security.auth.authorizeGrpc(call, method));
+  server.addService(proto.doppel.v1.Coordinator.service, handlers);
+  // A client certificate is optional here: API users may authenticate with a bearer token instead.
+  const creds = serverCredentials(security.transport, { clientCertOptional: true });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return { server, addr: `${listen.slice(0, listen.lastIndexOf(':'))}:${port}` };
 }

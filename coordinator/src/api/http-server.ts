@@ -4,7 +4,9 @@
  * status that matches the code.
  */
 import http from 'node:http';
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger } from '../../../shared/src/mod.js';
+import https from 'node:https';
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger, type Transport } from '../../../shared/src/mod.js';
+import type { ApiAuth } from './auth.js';
 import type { CoordinatorService } from '../service.js';
 import { backupMessage, eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
 import { drainOrGone } from './grpc-server.js';
@@ -35,13 +37,35 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestListener {
+/** The gRPC call each route stands for: it decides the role a caller needs (see auth.ts). */
+const ROUTE_CALLS: Record<string, string> = {
+  'GET /v1/hosts': 'ListHosts',
+  'GET /v1/vms': 'ListVMs',
+  'POST /v1/vms': 'CreateVM',
+  'POST /v1/vms/:/:': 'RunVM',
+  'DELETE /v1/vms/:': 'DestroyVM',
+  'POST /v1/clone': 'CloneVM',
+  'GET /v1/jobs': 'ListJobs',
+  'GET /v1/jobs/:': 'GetJob',
+  'POST /v1/backups': 'BackupVM',
+  'GET /v1/backups': 'ListBackups',
+  'GET /v1/backups/:': 'GetBackup',
+  'GET /v1/events': 'WatchEvents',
+};
+
+function routeCall(route: string, parts: string[]): string {
+  if (route === 'POST /v1/backups/:/:') return parts[3] === 'verify' ? 'VerifyBackup' : 'RestoreBackup';
+  return ROUTE_CALLS[route] ?? 'unknown';
+}
+
+export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth): http.RequestListener {
   return (req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://x');
       const parts = url.pathname.split('/').filter(Boolean);
       const m = req.method ?? 'GET';
       const route = `${m} /${parts.map((p, i) => (i >= 2 ? ':' : p)).join('/')}`;
+      if (route !== 'GET /healthz') auth.authorizeHttp(req, routeCall(route, parts));
       switch (route) {
         case 'GET /healthz':
           return send(res, 200, { ok: true });
@@ -112,8 +136,19 @@ export function httpHandler(svc: CoordinatorService, log: Logger): http.RequestL
   };
 }
 
-export async function startHttpApi(listen: string, svc: CoordinatorService, log: Logger): Promise<{ server: http.Server; addr: string }> {
-  const server = http.createServer(httpHandler(svc, log));
+/** Plain HTTP, or HTTPS with the coordinator's certificate (client certificates optional: tokens work too). */
+export async function startHttpApi(
+  listen: string,
+  svc: CoordinatorService,
+  log: Logger,
+  security: { transport: Transport; auth: ApiAuth },
+): Promise<{ server: http.Server; addr: string }> {
+  const handler = httpHandler(svc, log, security.auth);
+  const t = security.transport;
+  const server: http.Server =
+    t.kind === 'tls'
+      ? https.createServer({ key: t.identity.key, cert: t.identity.cert, ca: t.identity.ca, requestCert: true, rejectUnauthorized: false }, handler)
+      : http.createServer(handler);
   const i = listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

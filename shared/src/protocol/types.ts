@@ -100,6 +100,14 @@ export interface CloneStartArgs {
   maxBandwidthBytesPerS: number;
   /** The target shares this host's datastore: the clone overlays the frozen disk instead of a copy. */
   linked: boolean;
+  /** Coordinator-signed stream tokens, one per data-plane call of this clone (see security/stream-token.ts). */
+  tokens: CloneStreamTokens;
+}
+
+export interface CloneStreamTokens {
+  pages: string;
+  disk: string;
+  verify: string;
 }
 
 /** A backup's base, for an incremental: the catalog's latest backup of the VM. */
@@ -175,7 +183,7 @@ export interface AgentCommands {
   'vm.dirty-rate': { args: { vmId: string; windowMs: number }; result: { pagesPerSecond: number; pageCount: number } };
   'clone.prepare': { args: ClonePrepareArgs; result: VmInfo };
   'clone.start': { args: CloneStartArgs; result: { accepted: true } };
-  'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number }; result: { bytesPerSecond: number } };
+  'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number; tokens: string[] }; result: { bytesPerSecond: number } };
   'backup.start': { args: BackupStartArgs; result: { accepted: true } };
   'clone.backup': { args: CloneBackupArgs; result: UploadResult };
   'vm.restore': { args: RestoreStartArgs; result: { accepted: true; vm: VmInfo } };

@@ -4,9 +4,10 @@
  * chunk read back is re-hashed here too, so a restore never gets wrong bytes
  * even from a faulty server or network.
  */
-import { Metadata, credentials, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { AbortedError, DataCorruptionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { fromServiceError } from '../grpc/status.js';
+import { INSECURE, channelCredentials, type Transport } from '../security/tls.js';
 import { drainOrFailure } from '../grpc/backpressure.js';
 import { DATA_PLANE_WINDOW_BYTES } from '../grpc/http2-window.js';
 import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto } from '../grpc/loader.js';
@@ -34,7 +35,12 @@ export interface RepositoryClientOptions {
   callDeadlineMs?: number;
   /** Deadline of a commit, which checks every referenced chunk and fsyncs; default 120 s. */
   commitDeadlineMs?: number;
+  /** Mutual TLS (the repository must present the certificate named REPOSITORY_TLS_NAME) or plaintext; default plaintext. */
+  transport?: Transport;
 }
+
+/** The certificate name every repository presents (in the coordinator's process or standalone). */
+export const REPOSITORY_TLS_NAME = 'repository';
 
 /** What a PutChunks stream stored. */
 export interface PutChunksResult {
@@ -175,12 +181,14 @@ export class RepositoryClient {
   private readonly context: string;
   private readonly callDeadlineMs: number;
   private readonly commitDeadlineMs: number;
+  private readonly transport: Transport;
   private infoPromise: Promise<RepoInfo> | undefined;
 
   constructor(
     readonly addr: string,
     opts: RepositoryClientOptions = {},
   ) {
+    this.transport = opts.transport ?? INSECURE;
     this.grpc = this.channel(false);
     this.context = `repository ${addr}`;
     this.callDeadlineMs = opts.callDeadlineMs ?? 30_000;
@@ -195,7 +203,9 @@ export class RepositoryClient {
    */
   private channel(streams: boolean): RepositoryGrpcClient {
     const proto = loadRepositoryProto();
-    return new proto.doppel.v1.Repository(this.addr, credentials.createInsecure(), {
+    const { creds, options } = channelCredentials(this.transport, REPOSITORY_TLS_NAME);
+    return new proto.doppel.v1.Repository(this.addr, creds, {
+      ...options,
       'grpc.max_send_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
       'grpc.max_receive_message_length': REPOSITORY_MAX_MESSAGE_BYTES,
       // ReadChunks flows server -> client: a 64 KiB window would bound a restore, as it did the page stream.
