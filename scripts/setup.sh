@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One idempotent set-up for a fresh machine: system packages (nats-server),
+# One idempotent set-up for a fresh machine: system packages (nats-server, openssl, iproute2),
 # npm dependencies, and the TypeScript build. `npm run demo`, `npm test` and
 # `npm run bench` run it first; running it again does only what is missing.
 # Progress goes to stderr so that stdout stays for the command's own output.
@@ -10,6 +10,9 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+# openssl: `doppel certs` (the fleet PKI) and the TLS tests; iproute2: the multi-host tests in network namespaces.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} from Debian"
   SUDO=""
