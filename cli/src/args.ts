@@ -29,12 +29,19 @@ const LEGACY_ENV: Readonly<Record<string, string>> = {
 /**
  * The environment variable of a long option: `DOPPEL_` and the name in upper case with `-` as `_`
  * (`repo-dir` → DOPPEL_REPO_DIR), except the legacy names (`nats` → DOPPEL_NATS_URL, `data` →
- * DOPPEL_DATA_DIR, `grpc` → DOPPEL_GRPC_LISTEN, `http` → DOPPEL_HTTP_LISTEN).
+ * DOPPEL_DATA_DIR, `grpc` → DOPPEL_GRPC_LISTEN, `http` → DOPPEL_HTTP_LISTEN, `repo-listen` →
+ * DOPPEL_REPO_LISTEN, the rule's own name).
  */
 export function envName(flag: string): string {
   return LEGACY_ENV[flag] ?? `DOPPEL_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
+/**
+ * Parses a command line. With a `config` option, fills in what the config file sets and neither the
+ * command line nor a set environment variable (even an empty one) does; the commands still read
+ * their environment variables themselves (`str(p, 'host', process.env.DOPPEL_HOST ?? '')`).
+ * `env` is for tests.
+ */
 export function parse(argv: string[], options: Options, env: NodeJS.ProcessEnv = process.env): Parsed {
   const r = parseCommandLine(argv, options);
   const values = r.values as Parsed['values'];

@@ -38,6 +38,8 @@ export interface CoordinatorOptions {
   repository?: string;
   /** The address agents on other hosts dial for the in-process repository (default: its bound address). */
   repoAdvertise?: string;
+  /** JetStream replicas of the events stream and the buckets it creates (3 on a three-node cluster). */
+  natsReplicas?: number;
 }
 
 export interface CoordinatorDeps {
@@ -72,8 +74,8 @@ export class Coordinator {
 
   static async start(opts: CoordinatorOptions, deps: CoordinatorDeps): Promise<Coordinator> {
     const log = deps.logger.child({ component: 'coordinator' });
-    await ensureEventStream(deps.nc);
-    const buckets = await openBuckets(deps.nc);
+    await ensureEventStream(deps.nc, opts.natsReplicas ?? 1);
+    const buckets = await openBuckets(deps.nc, opts.natsReplicas ?? 1);
     const js = jsClient(deps.nc);
     let repo: RepositoryServer | undefined;
     let repository = opts.repository ?? '';

@@ -1,7 +1,7 @@
 /** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`. */
 import os from 'node:os';
 import path from 'node:path';
-import { INSECURE, agentInboxPrefix, connectNats, createRootLogger, loadTlsIdentity, type LogFormat, type Logger, type Transport } from '../../../shared/src/mod.js';
+import { agentInboxPrefix, requireInt, connectNats, createRootLogger, loadTlsIdentity, type LogFormat, type Logger, type Transport } from '../../../shared/src/mod.js';
 import { ApiAuth } from '../../../coordinator/src/api/auth.js';
 import {
   DAEMON_SECURITY_HELP,
@@ -131,6 +131,8 @@ export const COORDINATOR_HELP = `doppel coordinator: run the coordinator (host r
   --repo-listen ADDR   its gRPC address (default 127.0.0.1:7402)
   --repo-advertise ADDR  the address agents on other hosts dial for it (default: the bound --repo-listen)
   --repository ADDR    use a standalone repository ('doppel repo serve') instead
+  --nats-replicas N    JetStream replicas of the events stream and of buckets it creates (default 1;
+                       3 on a three-node cluster; env DOPPEL_NATS_REPLICAS)
   --api-tokens FILE    API bearer tokens, lines 'admin TOKEN' or 'reader TOKEN' (env DOPPEL_API_TOKENS)
   --config FILE        settings file, 'name = value' per line (flags > env > file; env DOPPEL_CONFIG)
   --log-format json|pretty, --log-level LEVEL
@@ -155,6 +157,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'repo-advertise': { type: 'string' },
     repository: { type: 'string' },
     'api-tokens': { type: 'string' },
+    'nats-replicas': { type: 'string' },
     ...DAEMON_SECURITY_OPTIONS,
   });
   if (flag(p, 'help')) return void console.log(COORDINATOR_HELP), 0;
@@ -172,6 +175,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const c = await Coordinator.start(
     {
       grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'),
+      natsReplicas: requireInt('--nats-replicas', Number(str(p, 'nats-replicas', process.env.DOPPEL_NATS_REPLICAS ?? '1')), 1, 5),
       httpListen: str(p, 'http', process.env.DOPPEL_HTTP_LISTEN ?? '127.0.0.1:7401'),
       ...(repository
         ? { repository }

@@ -9,10 +9,12 @@ export type { KV } from '@nats-io/kv';
 const DAY_NS = 24 * 3600 * 1e9;
 export const JOB_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
-export async function ensureEventStream(nc: NatsConnection): Promise<void> {
+/** `replicas`: copies kept by a JetStream cluster (3 on a three-node cluster; 1 on a single server). */
+export async function ensureEventStream(nc: NatsConnection, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const config = {
     name: STREAMS.events,
+    num_replicas: replicas,
     subjects: [SUBJECTS.eventsAll],
     max_msgs: 200_000,
     max_bytes: 256 * 1024 * 1024,
@@ -20,8 +22,9 @@ export async function ensureEventStream(nc: NatsConnection): Promise<void> {
     discard: DiscardPolicy.Old,
   };
   try {
-    await jsm.streams.info(STREAMS.events);
-    await jsm.streams.update(STREAMS.events, config);
+    const info = await jsm.streams.info(STREAMS.events);
+    // An operator may have changed the replica count since (nats stream edit): keep theirs.
+    await jsm.streams.update(STREAMS.events, { ...config, num_replicas: info.config.num_replicas });
   } catch {
     await jsm.streams.add(config);
   }
@@ -34,15 +37,16 @@ export interface Buckets {
   backups: KV;
 }
 
-export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
+/** Opens (creating when missing) the buckets; `replicas` applies to buckets it creates. */
+export async function openBuckets(nc: NatsConnection, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const [hosts, jobs, links, backups] = await Promise.all([
-    kvm.create(BUCKETS.hosts, { history: 1 }),
+    kvm.create(BUCKETS.hosts, { history: 1, replicas }),
     // Job records are kept 30 days: a bounded history that still covers any report period of interest.
-    kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS }),
-    kvm.create(BUCKETS.links, { history: 1 }),
+    kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS, replicas }),
+    kvm.create(BUCKETS.links, { history: 1, replicas }),
     // The catalog has no TTL: a backup stays listed as long as its manifest is kept.
-    kvm.create(BUCKETS.backups, { history: 1 }),
+    kvm.create(BUCKETS.backups, { history: 1, replicas }),
   ]);
   return { hosts, jobs, links, backups };
 }
