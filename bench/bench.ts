@@ -101,7 +101,7 @@ if (only !== 'backup') {
   const streamOnly: Record<string, number> = {};
   for (const tls of [false, true]) {
     const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: MIB * 3, tls });
-    const nc = await connectNats(fleet.nats.url, 'doppel-bench');
+    const nc = await connectNats(fleet.nats.url, 'doppel-bench', fleet.natsCreds('coordinator'));
     try {
       const target = (await fleet.client.hosts()).find((h) => h.name === 'host-b')!;
       const probeToken = () => fleet.signStreamToken({ job: 'probe', vm: '', src: 'host-a', dst: 'host-b', dir: 'probe' });

@@ -19,6 +19,9 @@ import {
   SUBJECTS,
   channelCredentials,
   connectNats,
+  encodeJson,
+  issueCert,
+  sendCommand,
   loadDataPlaneProto,
   loadTlsIdentity,
   pkiFiles,
@@ -27,7 +30,8 @@ import {
 } from '../shared/src/mod.js';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import { CoordinatorClient } from '../cli/src/client.js';
-import { startTestFleet } from './helpers/fleet.js';
+import { driverVm, startTestFleet } from './helpers/fleet.js';
+import { PageStream, createDataPlaneClient } from '../agent/src/dataplane/client.js';
 import { issueExpiredCert, makeForeignCa } from './helpers/pki.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
@@ -91,7 +95,7 @@ async function verifyCall(creds: ChannelCredentials, options: object, token: str
 }
 
 function asHost(name: string): { creds: ChannelCredentials; options: object } {
-  return channelCredentials({ kind: 'tls', identity: loadTlsIdentity(fleet.pkiDir, name) }, 'host-b');
+  return channelCredentials({ kind: 'tls', identity: loadTlsIdentity(fleet.pkiDir, name) }, { name: 'host-b', role: 'agent' });
 }
 
 const token = (over: Partial<{ job: string; vm: string; src: string; dst: string; dir: 'pages' | 'disk' | 'verify' | 'probe' }> = {}, ttlMs?: number) =>
@@ -140,9 +144,56 @@ test('the data plane refuses callers without a fleet agent certificate before se
     assert.equal(r.code, code, `${what}: ${r.message}`);
     assert.notEqual(r.message, 'served', what);
   }
+  // No certificate can claim another's fleet name as an extra DNS name (clients also check CN and role).
+  await assert.rejects(issueCert(p, 'host-z', { role: 'agent', dns: ['host-b'] }), /fully qualified/);
   // And the agent still serves the real fleet.
   const ok = await verifyCall(asHost('host-a').creds, asHost('host-a').options, token());
   assert.equal(ok.code, status.NOT_FOUND);
+});
+
+test('a page stream with the wrong token is refused before it touches its prepared clone; so is a disk stream', async () => {
+  const c = fleet.client;
+  const vm = await c.createVm({ name: 'victim', host: 'host-a', memoryMib: 16, workload: { dirtyRate: 0, pattern: 'uniform', seed: 1 } });
+  const coord = await connectNats(fleet.nats.url, 'test-coordinator', fleet.natsCreds('coordinator'));
+  try {
+    // A clone target, prepared on host-b as the coordinator would for job job-p.
+    const source = driverVm(fleet, 'host-a', vm.id).info('host-a');
+    const target = await sendCommand(coord, 'host-b', 'clone.prepare', { jobId: 'job-p', source, name: 'victim-clone' });
+    const clone = driverVm(fleet, 'host-b', target.id);
+    const before = await clone.memoryHash();
+    const addr = (await c.hosts()).find((h) => h.name === 'host-b')!.dataAddr;
+    const client = createDataPlaneClient(addr, 'host-b', { kind: 'tls', identity: loadTlsIdentity(fleet.pkiDir, 'host-a') });
+    const open = { jobId: 'job-p', targetVmId: target.id, pageSize: 4096, pageCount: 4096, probe: false };
+    const sign = (over: Partial<{ job: string; vm: string; dir: 'pages' | 'disk' | 'verify' | 'probe' }>) =>
+      fleet.signStreamToken({ job: 'job-p', vm: target.id, src: 'host-a', dst: 'host-b', dir: 'pages', ...over });
+    const cases: [string, string, RegExp][] = [
+      ['a token for another job', sign({ job: 'job-q' }), /for job job-q/],
+      ['a token for another VM', sign({ vm: 'vm-other' }), /for VM vm-other/],
+      ['a probe token', sign({ dir: 'probe', job: 'probe', vm: '' }), /probe token cannot open a clone stream/],
+      ['a disk token', sign({ dir: 'disk' }), /for a disk stream/],
+    ];
+    for (const [what, token, why] of cases) {
+      const stream = new PageStream(client, 'host-b', 5000, token);
+      await stream.write({ open }).catch(() => undefined);
+      await assert.rejects(stream.end(), (e: DoppelError) => e.code === 'PERMISSION_DENIED' && why.test(e.message), what);
+    }
+    // A disk stream with a page token is refused at the door too.
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const call = client.streamDisk(streamTokenMetadata(sign({})), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res)));
+        call.end();
+      }),
+      (e: ServiceError) => e.code === status.PERMISSION_DENIED,
+    );
+    // The clone is still there, still waiting for its stream, its memory untouched.
+    assert.equal(driverVm(fleet, 'host-b', target.id), clone);
+    assert.equal(await clone.memoryHash(), before);
+    client.close();
+    await sendCommand(coord, 'host-b', 'vm.destroy', { vmId: target.id });
+  } finally {
+    await coord.close();
+    await c.destroyVm(vm.id);
+  }
 });
 
 // ---- the API ----
@@ -172,11 +223,13 @@ test('the API takes an admin or reader certificate or bearer token; changes need
   }
 
   // The HTTP API: the same roles.
-  const get = (method: string, p: string, tok?: string) =>
+  const foreign = await makeForeignCa(foreignDir, 'admin', 'admin');
+  const get = (method: string, p: string, tok?: string, cert?: { cert: Buffer; key: Buffer }) =>
     new Promise<number>((resolve, reject) => {
       const [host, port] = fleet.httpAddr.split(':');
       const req = https.request(
-        { host, port, path: p, method, ca, servername: 'coordinator', checkServerIdentity: () => undefined, headers: tok ? { authorization: `Bearer ${tok}` } : {} },
+        // The coordinator's certificate is checked by its fleet name.
+        { host, port, path: p, method, ca, servername: 'coordinator', ...(cert ?? {}), headers: tok ? { authorization: `Bearer ${tok}` } : {} },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
@@ -189,6 +242,9 @@ test('the API takes an admin or reader certificate or bearer token; changes need
   assert.equal(await get('GET', '/v1/hosts'), 401);
   assert.equal(await get('POST', '/v1/backups', READER_TOKEN), 403);
   assert.equal(await get('GET', '/healthz'), 200);
+  const adminCert = { cert: readFileSync(pkiFiles(fleet.pkiDir, 'admin').cert), key: readFileSync(pkiFiles(fleet.pkiDir, 'admin').key) };
+  assert.equal(await get('GET', '/v1/hosts', undefined, adminCert), 200, 'a fleet admin certificate');
+  assert.equal(await get('GET', '/v1/hosts', undefined, { cert: readFileSync(foreign.cert), key: readFileSync(foreign.key) }), 401, 'an admin certificate of another CA counts as none');
 });
 
 // ---- NATS ----
@@ -217,6 +273,25 @@ test('an agent may use only its own NATS subjects: commands to other agents, oth
     await agent.flush();
     await sleep(200);
     assert.ok(violations.some((v) => /Permissions Violation for Subscription/i.test(v)), `violations reported: ${violations.join('; ')}`);
+    // What an agent can publish on its own subjects must not let it speak for others.
+    const hostB = async () => (await fleet.client.hosts()).find((h) => h.name === 'host-b')!;
+    const realB = await hostB();
+    agent.publish(SUBJECTS.heartbeat('host-a'), encodeJson({ ...realB, name: 'host-b', dataAddr: '10.66.66.66:7410', status: 'stopping' }));
+    const forged = { id: 'bk-forged', vm: 'victim', vmName: 'victim', host: 'host-a', repository: '10.66.66.66:7402', disks: [] };
+    agent.publish(SUBJECTS.agentEvent('host-a', 'backup.completed'), encodeJson({ type: 'backup.completed', host: 'host-a', jobId: '', vm: 'victim', backup: forged }));
+    agent.publish(SUBJECTS.agentEvent('host-a', 'backup.completed'), encodeJson({ type: 'backup.completed', host: 'host-a', jobId: 'job-nope', vm: 'victim', backup: forged }));
+    // Junk that must not jam the job tracker.
+    agent.publish(SUBJECTS.agentEvent('host-a', 'junk'), 'not json');
+    agent.publish(SUBJECTS.agentEvent('host-a', 'backup.completed'), encodeJson({ type: 'backup.completed', host: 'host-a', jobId: 'x' }));
+    await agent.flush();
+    await sleep(1500);
+    assert.equal((await hostB()).dataAddr, realB.dataAddr, 'a heartbeat naming another host is ignored');
+    assert.equal((await hostB()).state, 'up');
+    assert.ok(!(await fleet.client.backups()).some((b) => b.id === 'bk-forged'), 'a forged backup.completed does not reach the catalog');
+    // And the tracker still follows jobs.
+    const vm = await fleet.client.createVm({ name: 'after-junk', host: 'host-a', memoryMib: 16, workload: { dirtyRate: 0, pattern: 'uniform', seed: 2 } });
+    const job = await fleet.client.waitJob((await fleet.client.clone({ vm: vm.name, targetHost: 'host-b' })).id, undefined, 60_000);
+    assert.equal(job.state, 'completed', job.error);
     // A wrong password never connects.
     await assert.rejects(connectNats(fleet.nats.url, 'x', { user: 'agent-host-a', password: 'wrong' }), /Authorization|auth/i);
   } finally {

@@ -1,7 +1,7 @@
 /** A promise-shaped client for the coordinator's gRPC API, used by the CLI, the demo and tests. */
 import { InterceptingCall, credentials, type Interceptor, type ServiceError } from '@grpc/grpc-js';
 import {
-  COORDINATOR_TLS_NAME,
+  COORDINATOR_SERVER,
   channelCredentials,
   channelCredentialsCaOnly,
   fromServiceError,
@@ -58,9 +58,9 @@ export class CoordinatorClient {
   ) {
     const proto = loadCoordinatorProto();
     const { creds, options } = security.identity
-      ? channelCredentials({ kind: 'tls', identity: security.identity }, COORDINATOR_TLS_NAME)
+      ? channelCredentials({ kind: 'tls', identity: security.identity }, COORDINATOR_SERVER)
       : security.ca
-        ? channelCredentialsCaOnly(security.ca, COORDINATOR_TLS_NAME)
+        ? channelCredentialsCaOnly(security.ca, COORDINATOR_SERVER)
         : { creds: credentials.createInsecure(), options: {} };
     this.raw = new proto.doppel.v1.Coordinator(addr, creds, {
       ...options,

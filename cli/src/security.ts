@@ -9,6 +9,7 @@ import {
   NotFoundError,
   StreamTokenSigner,
   StreamTokenVerifier,
+  defaultPkiDir,
   loadTlsIdentity,
   pkiFiles,
   resolveTransport,
@@ -48,7 +49,9 @@ export function daemonTransport(p: Parsed, what: string, defaultCertName: string
     insecure: flag(p, 'insecure') || process.env.DOPPEL_INSECURE === '1',
     what,
   });
-  if (t.kind === 'insecure') log.warn(`${what}: plaintext gRPC (--insecure): anyone on the network can read and inject data`);
+  if (t.kind === 'insecure') {
+    log.warn(`${what}: plaintext gRPC (--insecure): anyone on the network can read and inject data; stream tokens are checked but not tied to a certificate`);
+  }
   return t;
 }
 
@@ -68,9 +71,19 @@ export function coordinatorTokenSigner(p: Parsed): StreamTokenSigner {
   return StreamTokenSigner.fromFile(tokenKeyFile(p, 'tokenKey', 'the coordinator'));
 }
 
-/** NATS credentials from --nats-creds (JSON {"user","password"}), and TLS to NATS when the URL says tls://. */
-export function natsAuth(p: Parsed, natsUrl: string, certName: string): NatsAuth {
+/**
+ * NATS credentials from --nats-creds (JSON {"user","password"}), and TLS to NATS when the URL says tls://.
+ * A daemon under mutual TLS must have credentials: an anonymous NATS connection would have every right.
+ */
+export function natsAuth(p: Parsed, natsUrl: string, transport: Transport, log: Logger): NatsAuth {
   const file = str(p, 'nats-creds', process.env.DOPPEL_NATS_CREDS ?? '');
+  const certName = transport.kind === 'tls' ? transport.identity.name : '';
+  if (transport.kind === 'tls' && !file) {
+    throw new InvalidArgumentError(`NATS credentials are required with --pki: give --nats-creds FILE (made by 'doppel nats-auth'), or run with --insecure`);
+  }
+  if (file && natsUrl.split(',').some((u) => !u.startsWith('tls://'))) {
+    log.warn(`NATS at ${natsUrl} is not tls://: the NATS password and all fleet messages cross the network in the clear`);
+  }
   const auth: NatsAuth = {};
   if (file) {
     let v: { user?: unknown; password?: unknown };
@@ -84,7 +97,7 @@ export function natsAuth(p: Parsed, natsUrl: string, certName: string): NatsAuth
     auth.password = v.password;
   }
   const dir = pkiDir(p);
-  if (dir && natsUrl.split(',').some((u) => u.startsWith('tls://'))) {
+  if (dir && certName && natsUrl.split(',').some((u) => u.startsWith('tls://'))) {
     const f = pkiFiles(dir, certName);
     auth.tls = { caFile: f.ca, ...(existsSync(f.cert) ? { certFile: f.cert, keyFile: f.key } : {}) };
   }
@@ -95,17 +108,37 @@ export const CLIENT_SECURITY_OPTIONS: Options = {
   pki: { type: 'string' },
   'cert-name': { type: 'string' },
   token: { type: 'string' },
+  insecure: { type: 'boolean' },
 };
 
-export const CLIENT_SECURITY_HELP = `  --pki DIR            fleet PKI directory: TLS to the coordinator (env DOPPEL_PKI)
+export const CLIENT_SECURITY_HELP = `  --pki DIR            fleet PKI directory: TLS to the coordinator (env DOPPEL_PKI; default
+                       /etc/doppel/pki or ~/.config/doppel/pki when it holds a ca.pem)
   --cert-name NAME     client certificate in DIR, role admin or reader (env DOPPEL_CERT_NAME)
-  --token TOKEN        API bearer token (env DOPPEL_TOKEN)`;
+  --token TOKEN        API bearer token (env DOPPEL_TOKEN)
+  --insecure           plaintext to a coordinator on another machine (a local one, 'doppel up', needs no flag)`;
 
-/** How a client command reaches the coordinator: plaintext, TLS with a client certificate, or TLS and a token. */
-export function clientSecurity(p: Parsed): ClientSecurity {
+function isLoopback(addr: string): boolean {
+  const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * How a client command reaches the coordinator at `addr`: TLS with a client certificate, TLS and a
+ * token, or plaintext, which only a coordinator on this machine gets without --insecure.
+ */
+export function clientSecurity(p: Parsed, addr: string): ClientSecurity {
   const token = str(p, 'token', process.env.DOPPEL_TOKEN ?? '');
-  const dir = pkiDir(p);
-  if (!dir) return { token };
+  const fallback = defaultPkiDir();
+  const dir = pkiDir(p) || (existsSync(pkiFiles(fallback, 'x').ca) ? fallback : '');
+  if (!dir) {
+    if (!isLoopback(addr)) {
+      if (!flag(p, 'insecure')) {
+        throw new InvalidArgumentError(`the coordinator at ${addr} is on another machine: give --pki DIR for TLS, or --insecure for plaintext`);
+      }
+      console.error(`doppel: warning: plaintext to ${addr}${token ? ': the bearer token crosses the network in the clear' : ''}`);
+    }
+    return { token };
+  }
   const name = str(p, 'cert-name', process.env.DOPPEL_CERT_NAME ?? '');
   const f = pkiFiles(dir, name || 'x');
   if (name && existsSync(f.cert)) return { token, identity: loadTlsIdentity(dir, name) };

@@ -156,6 +156,20 @@ export async function failOrphanedJobs(
   }
 }
 
+/** Events come from other processes: the fields the tracker reads must be there and of their types. */
+function shapeProblem(ev: unknown): string | undefined {
+  if (typeof ev !== 'object' || ev === null) return 'not an object';
+  const e = ev as Record<string, unknown>;
+  for (const k of ['type', 'host', 'jobId'] as const) if (typeof e[k] !== 'string') return `field '${k}' is not a string`;
+  if (e.type === 'backup.completed') {
+    const b = e.backup as Record<string, unknown> | null | undefined;
+    if (typeof b !== 'object' || b === null || typeof b.id !== 'string' || typeof b.vm !== 'string' || typeof b.repository !== 'string') {
+      return 'backup.completed without a backup record';
+    }
+  }
+  return undefined;
+}
+
 export class JobTracker {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
@@ -193,11 +207,19 @@ export class JobTracker {
     this.loop = (async () => {
       for await (const m of messages) {
         try {
-          const ev = decodeJson<DoppelEvent>(m.data);
-          const refusal = await this.refusal(m.subject, ev);
+          let ev: DoppelEvent;
+          try {
+            ev = decodeJson<DoppelEvent>(m.data);
+          } catch (err) {
+            this.log.warn({ err, subject: m.subject }, 'malformed event dropped');
+            m.term();
+            continue;
+          }
+          const refusal = shapeProblem(ev) ?? (await this.refusal(m.subject, ev));
           if (refusal) {
+            // Never redelivered: a refused event stays refused, and must not hold up the ones behind it.
             this.log.warn({ subject: m.subject, type: ev.type, jobId: ev.jobId }, `event dropped: ${refusal}`);
-            m.ack();
+            m.term();
             continue;
           }
           // The catalog entry first: a job shows completed only once its backup is listed.
@@ -222,10 +244,25 @@ export class JobTracker {
     const publisher = eventPublisher(subject);
     if (publisher === null) return undefined;
     if (ev.host !== publisher) return `published by host '${publisher}' but names host '${ev.host}'`;
-    if (!ev.jobId) return undefined;
-    const job = await this.store.get(ev.jobId).catch(() => undefined);
-    if (job && job.plan.sourceHost !== publisher && job.plan.targetHost !== publisher) {
-      return `host '${publisher}' takes no part in job ${ev.jobId}`;
+    if (!/^(clone|backup|restore)\./.test(ev.type)) return undefined;
+    if (!ev.jobId) return `a ${ev.type} event without a job`;
+    let job: JobRecord;
+    try {
+      job = await this.store.get(ev.jobId);
+    } catch (err) {
+      if (err instanceof NotFoundError) return `job ${ev.jobId} does not exist`;
+      throw err;
+    }
+    if (job.plan.sourceHost !== publisher && job.plan.targetHost !== publisher) return `host '${publisher}' takes no part in job ${ev.jobId}`;
+    if (ev.type === 'backup.completed') {
+      // The one event that writes the catalog: it must be the running backup job's own result, from its source.
+      if (job.kind !== 'backup' || !job.backup) return `job ${ev.jobId} is no backup`;
+      if (job.state !== 'pending' && job.state !== 'running') return `job ${ev.jobId} has already ended (${job.state})`;
+      if (publisher !== job.plan.sourceHost) return `only the source host '${job.plan.sourceHost}' reports the backup of job ${ev.jobId}`;
+      const b = ev.backup;
+      if (b.id !== job.backup.backupId || b.vm !== job.vm || b.repository !== job.backup.repository) {
+        return `the backup record (${b.id} of ${b.vm} in ${b.repository}) is not the one job ${ev.jobId} makes`;
+      }
     }
     return undefined;
   }

@@ -7,6 +7,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
   SUBJECTS,
+  isValidName,
   decodeJson,
   encodeJson,
   publishEvent,
@@ -48,6 +49,12 @@ export class HostRegistry {
           hb = decodeJson<Heartbeat>(msg.data);
         } catch (e) {
           return this.log.warn({ err: e, subject: msg.subject }, 'malformed heartbeat ignored');
+        }
+        // A host speaks only for itself: its NATS permissions allow only its own subject, and the
+        // heartbeat must name that host (or one host could redirect clones meant for another).
+        const subjectHost = msg.subject.slice(SUBJECTS.heartbeat('').length);
+        if (typeof hb !== 'object' || hb === null || hb.name !== subjectHost || !isValidName(subjectHost)) {
+          return this.log.warn({ subject: msg.subject, name: (hb as Partial<Heartbeat> | null)?.name }, 'heartbeat for another host ignored');
         }
         const stored: StoredHost = { ...hb, receivedAt: Date.now() };
         this.kv.put(hb.name, encodeJson(stored)).catch((e: unknown) => this.log.warn({ err: e }, 'could not store heartbeat'));

@@ -24,7 +24,7 @@ export type { DataPlaneClient };
 /** A client for the agent of host `host` at `addr`; under TLS that agent must present host's certificate. */
 export function createDataPlaneClient(addr: string, host: string, transport: Transport): DataPlaneClient {
   const proto = loadDataPlaneProto();
-  const { creds, options } = channelCredentials(transport, host);
+  const { creds, options } = channelCredentials(transport, { name: host, role: 'agent' });
   return new proto.doppel.v1.DataPlane(addr, creds, {
     ...options,
     // The fault-injection path sends a frame over the receiver's limit on purpose;

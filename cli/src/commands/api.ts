@@ -8,7 +8,8 @@ import { CLIENT_SECURITY_HELP, CLIENT_SECURITY_OPTIONS, clientSecurity } from '.
 export const COMMON: Options = { coordinator: { type: 'string' }, json: { type: 'boolean' }, ...CLIENT_SECURITY_OPTIONS };
 
 function client(p: ReturnType<typeof parse>): CoordinatorClient {
-  return new CoordinatorClient(str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400'), clientSecurity(p));
+  const addr = str(p, 'coordinator', process.env.DOPPEL_COORDINATOR ?? '127.0.0.1:7400');
+  return new CoordinatorClient(addr, clientSecurity(p, addr));
 }
 
 export async function withClient<T>(p: ReturnType<typeof parse>, fn: (c: CoordinatorClient) => Promise<T>): Promise<T> {

@@ -106,9 +106,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const log = rootLogger('doppel-agent', p);
   const transport = daemonTransport(p, 'doppel agent', opts.host, log);
   const tokens = agentTokenVerifier(p, opts.host);
-  const certName = transport.kind === 'tls' ? transport.identity.name : opts.host;
   const nc = await connectNats(opts.natsUrl, `doppel-agent-${opts.host}`, {
-    ...natsAuth(p, opts.natsUrl, certName),
+    ...natsAuth(p, opts.natsUrl, transport, log),
     inboxPrefix: agentInboxPrefix(opts.host),
   });
   const datastoreDir = str(p, 'datastore', process.env.DOPPEL_DATASTORE ?? '');
@@ -170,8 +169,9 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const tokenFile = str(p, 'api-tokens', process.env.DOPPEL_API_TOKENS ?? '');
   const auth = tokenFile ? ApiAuth.fromFile(tokenFile) : transport.kind === 'tls' ? ApiAuth.withTokens([]) : ApiAuth.open();
   if (!auth.enforced) log.warn('the API is open to anyone who can reach it (--insecure without --api-tokens)');
+  else if (transport.kind === 'insecure') log.warn('API bearer tokens cross the network in plaintext (--insecure with --api-tokens)');
   const natsUrl = str(p, 'nats', process.env.DOPPEL_NATS_URL ?? 'nats://127.0.0.1:4222');
-  const nc = await connectNats(natsUrl, 'doppel-coordinator', natsAuth(p, natsUrl, transport.kind === 'tls' ? transport.identity.name : 'coordinator'));
+  const nc = await connectNats(natsUrl, 'doppel-coordinator', natsAuth(p, natsUrl, transport, log));
   const c = await Coordinator.start(
     {
       grpcListen: str(p, 'grpc', process.env.DOPPEL_GRPC_LISTEN ?? '127.0.0.1:7400'),

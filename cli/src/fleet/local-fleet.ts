@@ -60,7 +60,7 @@ export interface LocalFleetOptions {
    * name 127.0.0.1). Off by default: a local fleet is plaintext, but its streams always carry tokens.
    */
   tls?: boolean;
-  /** NATS with per-role users and subject permissions ('doppel nats-auth'): agents get only their own subjects. */
+  /** NATS with per-role users and subject permissions ('doppel nats-auth'): agents get only their own subjects. Default: as `tls`. */
   natsAuth?: boolean;
   /** API bearer tokens; the API then requires a token or an admin/reader certificate. */
   apiTokens?: { role: 'admin' | 'reader'; token: string }[];
@@ -110,9 +110,11 @@ export class LocalFleet {
 
   static async start(opts: LocalFleetOptions = {}): Promise<LocalFleet> {
     const agents = opts.agents ?? ['host-a', 'host-b'];
-    const natsUsers = opts.natsAuth ? [coordinatorUser(), ...agents.map((h) => agentUser(h))] : [];
+    // A TLS fleet is a production-like fleet: NATS users too, unless asked otherwise.
+    const natsAuth = opts.natsAuth ?? opts.tls ?? false;
+    const natsUsers = natsAuth ? [coordinatorUser(), ...agents.map((h) => agentUser(h))] : [];
     let authDir = '';
-    if (opts.natsAuth) {
+    if (natsAuth) {
       authDir = await mkdtemp(path.join(os.tmpdir(), 'doppel-nats-auth-'));
       await writeFile(path.join(authDir, 'auth.conf'), natsAuthorizationConfig(natsUsers), { mode: 0o600 });
     }

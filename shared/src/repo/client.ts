@@ -7,7 +7,7 @@
 import { Metadata, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { AbortedError, DataCorruptionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { fromServiceError } from '../grpc/status.js';
-import { INSECURE, channelCredentials, type Transport } from '../security/tls.js';
+import { INSECURE, channelCredentials, type ExpectedServer, type Transport } from '../security/tls.js';
 import { drainOrFailure } from '../grpc/backpressure.js';
 import { DATA_PLANE_WINDOW_BYTES } from '../grpc/http2-window.js';
 import { REPOSITORY_MAX_MESSAGE_BYTES, loadRepositoryProto } from '../grpc/loader.js';
@@ -35,12 +35,12 @@ export interface RepositoryClientOptions {
   callDeadlineMs?: number;
   /** Deadline of a commit, which checks every referenced chunk and fsyncs; default 120 s. */
   commitDeadlineMs?: number;
-  /** Mutual TLS (the repository must present the certificate named REPOSITORY_TLS_NAME) or plaintext; default plaintext. */
+  /** Mutual TLS (the repository must present the certificate REPOSITORY_SERVER) or plaintext; default plaintext. */
   transport?: Transport;
 }
 
-/** The certificate name every repository presents (in the coordinator's process or standalone). */
-export const REPOSITORY_TLS_NAME = 'repository';
+/** The certificate every repository presents (in the coordinator's process or standalone). */
+export const REPOSITORY_SERVER: ExpectedServer = { name: 'repository', role: 'repository' };
 
 /** What a PutChunks stream stored. */
 export interface PutChunksResult {
@@ -203,7 +203,7 @@ export class RepositoryClient {
    */
   private channel(streams: boolean): RepositoryGrpcClient {
     const proto = loadRepositoryProto();
-    const { creds, options } = channelCredentials(this.transport, REPOSITORY_TLS_NAME);
+    const { creds, options } = channelCredentials(this.transport, REPOSITORY_SERVER);
     return new proto.doppel.v1.Repository(this.addr, creds, {
       ...options,
       'grpc.max_send_message_length': REPOSITORY_MAX_MESSAGE_BYTES,

@@ -76,6 +76,8 @@ const DNS_RE = new RegExp(`^(\\*\\.)?${LABEL}(\\.${LABEL})*$`);
 
 function checkDns(name: string): string {
   if (name.length > 253 || !DNS_RE.test(name)) throw new InvalidArgumentError(`--dns must be a DNS name (got ${JSON.stringify(name)})`);
+  // Fleet names have no dots: an extra name must be fully qualified, so no certificate can claim another's fleet name.
+  if (!name.includes('.')) throw new InvalidArgumentError(`--dns must be a fully qualified name like ${name}.example.net (got ${JSON.stringify(name)})`);
   return name;
 }
 

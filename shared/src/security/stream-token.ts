@@ -112,6 +112,10 @@ export class StreamTokenVerifier {
     } catch (err) {
       throw new PermissionDeniedError(`${dir} stream: unreadable stream token`, { cause: err });
     }
+    const fields = c as unknown as Record<string, unknown> | null;
+    if (typeof fields !== 'object' || fields === null || !['job', 'vm', 'src', 'dst', 'dir', 'nonce'].every((k) => typeof fields[k] === 'string')) {
+      throw new PermissionDeniedError(`${dir} stream: stream token with missing or mistyped claims`);
+    }
     const now = Date.now();
     if (typeof c.exp !== 'number' || c.exp <= now) throw new PermissionDeniedError(`${dir} stream: stream token of job ${c.job} expired`);
     if (c.dst !== this.host) throw new PermissionDeniedError(`${dir} stream: stream token is for host '${c.dst}', this is '${this.host}'`);

@@ -11,7 +11,8 @@
  * change; the identity an agent streams a VM's memory to may not.
  */
 import { readFileSync } from 'node:fs';
-import { ServerCredentials, credentials, experimental, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { ServerCredentials, credentials, experimental, type ChannelCredentials, type ChannelOptions, type VerifyOptions } from '@grpc/grpc-js';
+import type { CertRole } from './peer.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { pkiFiles } from './pki.js';
 
@@ -27,8 +28,8 @@ export type Transport = { kind: 'tls'; identity: TlsIdentity } | { kind: 'insecu
 
 export const INSECURE: Transport = { kind: 'insecure' };
 
-/** The certificate name the coordinator's API presents. */
-export const COORDINATOR_TLS_NAME = 'coordinator';
+/** The certificate the coordinator's API presents. */
+export const COORDINATOR_SERVER: ExpectedServer = { name: 'coordinator', role: 'coordinator' };
 
 function readPkiFile(file: string, what: string, hint: string): Buffer {
   try {
@@ -78,23 +79,47 @@ export function serverCredentials(t: Transport, opts: { clientCertOptional?: boo
   return createOptionalClientCertCredentials(t.identity);
 }
 
+/** The server a client expects: its fleet name (certificate CN and SAN) and the role in its certificate. */
+export interface ExpectedServer {
+  name: string;
+  role: CertRole;
+}
+
 /**
- * Client credentials and channel options for a server known by fleet name `serverName`. The TLS
- * target name is overridden with it, so the server must present a certificate for that name.
+ * Checks the server's certificate beyond the CA: its CN must be the expected fleet name and its OU the
+ * expected role, so no other fleet certificate (an agent's, an operator's) can pose as this server.
  */
-export function channelCredentials(t: Transport, serverName: string): { creds: ChannelCredentials; options: ChannelOptions } {
+function verifyServer(server: ExpectedServer): VerifyOptions {
+  return {
+    checkServerIdentity: (_host, cert) => {
+      const field = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v) ?? '';
+      const cn = field(cert.subject?.CN);
+      const ou = field(cert.subject?.OU);
+      if (cn !== server.name || ou !== server.role) {
+        return new Error(`the server presented certificate '${cn}' (role '${ou}'), expected '${server.name}' (role '${server.role}')`);
+      }
+      return undefined;
+    },
+  };
+}
+
+/**
+ * Client credentials and channel options for a server known by fleet name. The TLS target name is
+ * overridden with it, so the server must present a certificate for that name and role.
+ */
+export function channelCredentials(t: Transport, server: ExpectedServer): { creds: ChannelCredentials; options: ChannelOptions } {
   if (t.kind === 'insecure') return { creds: credentials.createInsecure(), options: {} };
   return {
-    creds: credentials.createSsl(t.identity.ca, t.identity.key, t.identity.cert),
-    options: { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName },
+    creds: credentials.createSsl(t.identity.ca, t.identity.key, t.identity.cert, verifyServer(server)),
+    options: { 'grpc.ssl_target_name_override': server.name, 'grpc.default_authority': server.name },
   };
 }
 
 /** Client credentials with no client certificate (a CLI user with a bearer token only). */
-export function channelCredentialsCaOnly(ca: Buffer, serverName: string): { creds: ChannelCredentials; options: ChannelOptions } {
+export function channelCredentialsCaOnly(ca: Buffer, server: ExpectedServer): { creds: ChannelCredentials; options: ChannelOptions } {
   return {
-    creds: credentials.createSsl(ca),
-    options: { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName },
+    creds: credentials.createSsl(ca, null, null, verifyServer(server)),
+    options: { 'grpc.ssl_target_name_override': server.name, 'grpc.default_authority': server.name },
   };
 }
 
