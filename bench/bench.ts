@@ -5,7 +5,7 @@
  * deduplication (bench/backup-bench.ts). Prints tables; checks nothing, fails nothing.
  *
  *   --vm-memory-mib N   guest size (default 1024)
- *   --only clone|backup run one half
+ *   --only clone|backup|snapshot  run one part
  *   --json              also print one JSON line with every figure
  */
 import { parseArgs } from 'node:util';
@@ -14,10 +14,11 @@ import { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { CoordinatorClient, Job } from '../cli/src/client.js';
 import { connectNats, sendCommand } from '../shared/src/mod.js';
 import { backupBench } from './backup-bench.js';
+import { snapshotBench } from './snapshot-bench.js';
 
 const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' } } });
 const only = values.only ?? '';
-if (only && only !== 'clone' && only !== 'backup') throw new Error(`--only must be clone or backup (got '${only}')`);
+if (only && !['clone', 'backup', 'snapshot'].includes(only)) throw new Error(`--only must be clone, backup or snapshot (got '${only}')`);
 const MIB = Number(values['vm-memory-mib'] ?? 1024);
 const MAX_DOWNTIME_MS = 300;
 
@@ -77,7 +78,7 @@ function row(cells: (string | number)[], widths: number[]): string {
 
 const figures: Record<string, unknown> = { vmMemoryMib: MIB };
 let loadMemory: AgentMemory[] = [];
-if (only !== 'backup') {
+if (!only || only === 'clone') {
   console.log(`doppel bench: ${MIB} MiB guest, agents host-a -> host-b in separate processes on loopback\n`);
   const w1 = [22, 12, 12, 10, 8];
   console.log('page-stream throughput (round 0: every page, while the guest runs)');
@@ -152,5 +153,6 @@ if (only !== 'backup') {
   for (const m of loadMemory) console.log(row([m.host, m.peakRssMib.toFixed(0), m.peakBeyondGuestMib.toFixed(0)], w3));
   figures.agents = loadMemory;
 }
-if (only !== 'clone') figures.backup = await backupBench();
+if (!only || only === 'backup') figures.backup = await backupBench();
+if (!only || only === 'snapshot') figures.snapshots = await snapshotBench();
 if (values.json) console.log(JSON.stringify(figures));

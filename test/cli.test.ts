@@ -84,6 +84,21 @@ test('demo --scenario clone: the live clone alone', async () => {
   assert.equal(out.clone.sourceHash, out.clone.cloneHash);
 });
 
+test('demo --scenario snapshot-pair: a pair with one timestamp, a storage-only update, a revert equal by hash', async () => {
+  const r = await cli(['demo', '--scenario', 'snapshot-pair', '--json', '--vm-memory-mib', '64', '--disk-mib', '64', '--disk-write-rate', '500']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  type Out = { ok: boolean; pair: Record<string, string>; update: Record<string, unknown>; revert: Record<string, string> };
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Out;
+  assert.equal(out.ok, true);
+  for (const k of ['storageId', 'metadataId', 'storageTimestamp', 'metadataTimestamp', 'metadataStore']) assert.ok(out.pair[k], `pair.${k}`);
+  assert.equal(out.pair.storageTimestamp, out.pair.metadataTimestamp);
+  assert.match(out.pair.metadataStore!, /^nats-kv:\/\/doppel-snapshot-meta\//);
+  assert.equal(out.update.linkedMetadataId, out.pair.metadataId);
+  assert.equal(out.update.metadataRevisionUnchanged, true);
+  assert.ok(out.update.storageId);
+  assert.equal(out.revert.diskHash, out.revert.expectedDiskHash);
+});
+
 test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doppel-repo-serve-'));
   // Outside `doppel up` and the demo, plaintext needs saying so.

@@ -45,6 +45,7 @@ import { runBackupJob } from './backup/backup-job.js';
 import { backupFromClone } from './backup/clone-backup.js';
 import { runRestoreJob } from './backup/restore-job.js';
 import { jobEvents } from './job-events.js';
+import { StorageSnapshots } from './snapshots/store.js';
 
 export interface AgentDeps {
   driver: HypervisorDriver;
@@ -69,6 +70,7 @@ export class Agent {
   private server: Server | undefined;
   private stopCommands: (() => void) | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private snapshots: StorageSnapshots | undefined;
   private readonly startedAt = new Date().toISOString();
   dataAddr = '';
 
@@ -83,6 +85,12 @@ export class Agent {
   /** The hypervisor driver, for diagnostics and tests. */
   get driver(): HypervisorDriver {
     return this.deps.driver;
+  }
+
+  /** The host's storage snapshots, for diagnostics and tests. */
+  get storageSnapshots(): StorageSnapshots {
+    if (!this.snapshots) throw new FailedPreconditionError('the agent has not started');
+    return this.snapshots;
   }
 
   static async start(opts: CompiledAgentOptions, deps: AgentDeps): Promise<Agent> {
@@ -100,6 +108,15 @@ export class Agent {
     // VMs a previous run left: disks and configuration persist (and change tracking, after a clean stop).
     const loaded = await deps.driver.load();
     if (loaded.length > 0) this.log.info({ vms: loaded.map((v) => v.id) }, 'VMs of a previous run loaded');
+    this.snapshots = await StorageSnapshots.open({
+      driver: deps.driver,
+      dataDir: opts.dataDir,
+      log: this.log.child({ component: 'snapshots' }),
+      lockVm: (vmId, what) => {
+        this.lock(vmId, what);
+        return () => this.busy.delete(vmId);
+      },
+    });
     const { server, addr } = await startDataPlaneServer(opts.listen, {
       targets: this.targets,
       log: this.log.child({ component: 'data-plane' }),
@@ -126,6 +143,7 @@ export class Agent {
     this.targets.close();
     for (const c of this.clients.values()) c.close();
     if (this.server) await shutdownServer(this.server);
+    this.snapshots?.close();
     await this.deps.driver.close();
     this.log.info('agent stopped');
   }
@@ -368,6 +386,18 @@ export class Agent {
           }),
         );
         return { accepted: true as const, vm: vm.info(this.opts.host) };
+      },
+      'snapshot.create': (args) => this.storageSnapshots.create(args),
+      'snapshot.commit': ({ storageId }) => this.storageSnapshots.commit(storageId),
+      'snapshot.delete': ({ storageId }) => this.storageSnapshots.delete(storageId),
+      'snapshot.list': async () => this.storageSnapshots.list(),
+      'snapshot.hash': ({ storageId }) => this.storageSnapshots.hash(storageId),
+      'snapshot.revert': async (args) => {
+        const r = await this.storageSnapshots.revert(args);
+        const vm = this.deps.driver.list().find((v) => v.id === args.vmId || v.spec.name === args.vmId);
+        if (vm && r.runState === 'running') await this.announce(vm, 'vm.running');
+        else this.heartbeat('up');
+        return r;
       },
       'link.probe': async ({ targetHost, targetAddr, bytes, maxBandwidthBytesPerS, tokens }) => {
         requireInt('probe size', bytes, 4096, 1024 * 1024 * 1024);

@@ -24,9 +24,15 @@ import type { BackupVMRequest } from '../../shared/src/gen/doppel/v1/BackupVMReq
 import type { CatalogResponse__Output } from '../../shared/src/gen/doppel/v1/CatalogResponse.js';
 import type { RestoreBackupRequest } from '../../shared/src/gen/doppel/v1/RestoreBackupRequest.js';
 import type { VerifyReport__Output } from '../../shared/src/gen/doppel/v1/VerifyReport.js';
+import type { SnapshotPair__Output } from '../../shared/src/gen/doppel/v1/SnapshotPair.js';
+import type { SnapshotList__Output } from '../../shared/src/gen/doppel/v1/SnapshotList.js';
+import type { RevertSnapshotResponse__Output } from '../../shared/src/gen/doppel/v1/RevertSnapshotResponse.js';
+import type { DeleteSnapshotResponse__Output } from '../../shared/src/gen/doppel/v1/DeleteSnapshotResponse.js';
+import type { SnapshotCheckReport__Output } from '../../shared/src/gen/doppel/v1/SnapshotCheckReport.js';
 
 export type { Host__Output as Host, VM__Output as VM, Job__Output as Job, Event__Output as Event, Backup__Output as Backup };
 export type { VerifyReport__Output as VerifyReport };
+export type { SnapshotPair__Output as SnapshotPair, SnapshotList__Output as SnapshotList, RevertSnapshotResponse__Output as RevertSnapshotResult };
 
 const DEADLINE_MS = 120_000;
 
@@ -118,6 +124,30 @@ export class CoordinatorClient {
 
   getBackup(id: string): Promise<Backup__Output> {
     return this.call<Backup__Output>((o, cb) => this.raw.getBackup({ id }, o, cb));
+  }
+
+  createSnapshot(vm: string, storageOnly = false): Promise<SnapshotPair__Output> {
+    return this.call<SnapshotPair__Output>((o, cb) => this.raw.createSnapshot({ vm, storageOnly }, o, cb));
+  }
+
+  snapshots(vm = ''): Promise<SnapshotList__Output> {
+    return this.call<SnapshotList__Output>((o, cb) => this.raw.listSnapshots({ vm }, o, cb));
+  }
+
+  snapshot(id: string): Promise<SnapshotList__Output> {
+    return this.call<SnapshotList__Output>((o, cb) => this.raw.getSnapshot({ id }, o, cb));
+  }
+
+  revertSnapshot(id: string): Promise<RevertSnapshotResponse__Output> {
+    return this.call<RevertSnapshotResponse__Output>((o, cb) => this.raw.revertSnapshot({ id }, o, cb));
+  }
+
+  deleteSnapshot(id: string): Promise<DeleteSnapshotResponse__Output> {
+    return this.call<DeleteSnapshotResponse__Output>((o, cb) => this.raw.deleteSnapshot({ id }, o, cb));
+  }
+
+  checkSnapshots(): Promise<SnapshotCheckReport__Output> {
+    return this.call<SnapshotCheckReport__Output>((o, cb) => this.raw.checkSnapshots({}, o, cb));
   }
 
   restore(req: RestoreBackupRequest): Promise<Job__Output> {

@@ -6,6 +6,7 @@ import { backupCommand, backupsCommand, restoreCommand, verifyCommand } from './
 import { cloneCommand, eventsCommand, hostsCommand, jobCommand, jobsCommand, vmCommand, vmsCommand } from './commands/api.js';
 import { demoCommand } from './demo/demo.js';
 import { natsAuthCommand } from './commands/nats-auth.js';
+import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { certsCommand } from './commands/certs.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about: string }> = {
@@ -23,6 +24,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   backup: { run: backupCommand, about: 'back a VM up through a live clone (or --direct)' },
   backups: { run: backupsCommand, about: 'list the backup catalog' },
   restore: { run: restoreCommand, about: 'create a VM from a backup' },
+  snapshot: { run: snapshotCommand, about: 'snapshot VM [--storage-only] | snapshot show|revert|delete ID | snapshot check: snapshot pairs' },
+  snapshots: { run: snapshotsCommand, about: 'a VM\'s snapshot pairs as a tree' },
   verify: { run: verifyCommand, about: 'check every chunk of a backup' },
   'nats-auth': { run: natsAuthCommand, about: 'NATS users and subject permissions for a fleet (auth.conf + credentials)' },
   repo: { run: repoCommand, about: 'repo serve --dir DIR: run a standalone backup repository' },

@@ -104,6 +104,8 @@ export class Coordinator {
       log,
       transport: deps.transport,
       tokens: deps.tokens,
+      snapshotMeta: buckets.snapshotMeta,
+      snapshotCatalog: buckets.snapshots,
     });
     const c = new Coordinator(service, registry, tracker, log);
     c.repo = repo;

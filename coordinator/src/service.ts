@@ -42,6 +42,7 @@ import {
 } from '../../shared/src/mod.js';
 import type { Catalog } from './catalog.js';
 import { verifyInRepository, type VerifyReport } from './verify.js';
+import { SnapshotService } from './snapshots.js';
 import { HostRegistry } from './registry.js';
 import { JobStore } from './jobs.js';
 import { pickHost, predict, roomProblem } from './planner.js';
@@ -158,13 +159,28 @@ export interface ServiceDeps {
   transport: Transport;
   /** Signs one token per data-plane stream. */
   tokens: StreamTokenSigner;
+  /** Metadata snapshots and the snapshot catalog. */
+  snapshotMeta: KV;
+  snapshotCatalog: KV;
 }
 
 export class CoordinatorService {
   /** Ends every event watch (on shutdown, so open follow streams do not hold the server). */
   private readonly watches = new AbortController();
 
-  constructor(private readonly d: ServiceDeps) {}
+  readonly snapshots: SnapshotService;
+
+  constructor(private readonly d: ServiceDeps) {
+    this.snapshots = new SnapshotService({
+      nc: d.nc,
+      js: d.js,
+      registry: d.registry,
+      meta: d.snapshotMeta,
+      catalog: d.snapshotCatalog,
+      locate: (vm) => this.locate(vm),
+      log: d.log.child({ component: 'snapshots' }),
+    });
+  }
 
   stopWatches(): void {
     this.watches.abort();

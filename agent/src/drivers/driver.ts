@@ -113,6 +113,27 @@ export interface SnapshotOptions {
   shareable?: boolean;
 }
 
+/**
+ * A VM's cumulative resource counters since its vCPU last started (for usage rates over a window). A driver
+ * reports 0 for what its guests never do, and null for a CPU time it cannot measure.
+ */
+export interface VmUsageCounters {
+  /** CPU time of the vCPU thread(s), ms; null when the host cannot tell. */
+  cpuMs: number | null;
+  diskReadBytes: number;
+  diskWriteBytes: number;
+  netRxBytes: number;
+  netTxBytes: number;
+}
+
+/** A persistent storage snapshot's frozen chains, as createStorageSnapshot made them. */
+export interface StorageSnapshotMade {
+  /** Per disk, in spec order: the frozen layer ids, bottom first (datastore-relative). */
+  chains: string[][];
+  /** How long the guest was paused for the freeze (0 when it was not running). */
+  pauseMs: number;
+}
+
 export interface DriverVm {
   readonly id: string;
   readonly spec: VmSpec;
@@ -161,6 +182,27 @@ export interface DriverVm {
    */
   linkDisks(chains: string[][]): Promise<void>;
   /**
+   * A persistent copy-on-write snapshot of every disk, O(1) in disk size (no data is copied or hashed): the
+   * frozen layers of a `shareable` snapshot are pinned in the datastore under `ref` (a file-name-safe string,
+   * unique per snapshot), then the transient snapshot is released without touching change tracking. Pinned
+   * layers stay an immutable shared base of the VM's chain (it cannot take them back while a pin holds them), so
+   * the chain grows by one layer per snapshot and the snapshot reads the same whatever the VM writes later.
+   * HypervisorDriver.unpinLayers(ref, chains) drops it. Call settleDisks first to keep the pause short.
+   */
+  createStorageSnapshot(ref: string): Promise<StorageSnapshotMade>;
+  /**
+   * Reverts the disks to frozen chains (a storage snapshot's): only while the VM is not running and has no open
+   * disk snapshot. Its disks become fresh empty overlays on them, its previous own layers go (layers pinned by
+   * snapshots stay), and change tracking of every disk is marked lost (the next backup is full).
+   */
+  revertDisks(chains: string[][]): Promise<void>;
+  /** Layer ids per disk, bottom first (datastore-relative). */
+  diskChains(): string[][];
+  /** Disk `disk` as it is now: consistent only while the guest is not running (for checks such as a revert's hash). */
+  liveDiskView(disk: number): DiskView;
+  /** Cumulative usage counters, for rates over a sample window. */
+  usage(): VmUsageCounters;
+  /**
    * Target side, before the clone runs: the clone takes over the source's change tracking (its base and bits;
    * its own guest writes add to them), so its next checkpoint covers both. null marks tracking lost.
    */
@@ -205,8 +247,18 @@ export interface HypervisorDriver {
   create(spec: VmSpec, opts?: CreateVmOptions): Promise<DriverVm>;
   get(id: string): DriverVm | undefined;
   list(): DriverVm[];
-  /** Stops the VM and deletes it with its own disk layers (shared bases stay while other disks use them). */
+  /**
+   * Stops the VM and deletes it with its own disk layers (shared bases stay while other disks use them, and so do
+   * layers a storage snapshot pinned: they stay readable until the snapshot is unpinned).
+   */
   destroy(id: string): Promise<boolean>;
+  /**
+   * Drops the pin `ref` (see DriverVm.createStorageSnapshot) from every layer of `chains`: a layer nobody else
+   * references goes. VMs on this host whose chains hold those layers then fold back what they can. Idempotent.
+   */
+  unpinLayers(ref: string, chains: string[][]): Promise<void>;
+  /** Read-only views of frozen chains in the datastore (a storage snapshot's), one per disk; close() closes the files. */
+  openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void };
   /** A clean stop: every VM stops and stays on disk for the next load(); change tracking is saved as clean. */
   close(): Promise<void>;
 }

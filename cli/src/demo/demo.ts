@@ -4,10 +4,12 @@ import { LocalFleet } from '../fleet/local-fleet.js';
 import { flag, int, parse, str } from '../args.js';
 import { cloneScenario, type DemoArgs } from './clone-scenario.js';
 import { backupScenario } from './backup-scenario.js';
+import { snapshotScenario } from './snapshot-scenario.js';
 
-/** Scenarios in order of completeness; the last is the default. */
+/** Scenarios; the last is the default (the live clone-backup, the product's main job). */
 const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Record<string, unknown>>> = {
   clone: cloneScenario,
+  'snapshot-pair': snapshotScenario,
   'clone-backup': backupScenario,
 };
 const DEFAULT_SCENARIO = Object.keys(SCENARIOS).at(-1)!;
@@ -39,6 +41,13 @@ backup.bytesRead, backup.bytesStored, backup.chunksNew, backup.chunksReused,
 backup.diskHash (content hash of the backed-up snapshot), incremental.* (the same
 for the incremental), restore.diskHash (read back from the restored disk),
 verify.badChunks.
+
+Scenario 'snapshot-pair' (seed 002): the VM gets a snapshot pair (a storage snapshot of its disk
+on host-a, a metadata snapshot of its configuration, execution state and resource usage in NATS
+KV, same timestamp), then a storage-only snapshot after more writes, then reverts to the pair.
+Fields: pair.storageId, pair.metadataId, pair.storageTimestamp, pair.metadataTimestamp (equal),
+pair.metadataStore, update.storageId, update.linkedMetadataId, update.metadataRevisionUnchanged,
+revert.diskHash (the VM's disk after the revert), revert.expectedDiskHash (the snapshot's).
 
 Scenario 'clone' fields: clone.rounds, clone.pagesPerRound, clone.bytesRaw,
 clone.bytesWire, clone.downtimeMs (source suspended to resumed, without

@@ -25,7 +25,19 @@ import {
 export type ApiRole = 'reader' | 'admin';
 
 /** What each API call needs. Anything not listed here needs admin. */
-const READ_CALLS = new Set(['ListHosts', 'ListVMs', 'GetJob', 'ListJobs', 'WatchEvents', 'ListBackups', 'GetBackup', 'VerifyBackup']);
+const READ_CALLS = new Set([
+  'ListHosts',
+  'ListVMs',
+  'GetJob',
+  'ListJobs',
+  'WatchEvents',
+  'ListBackups',
+  'GetBackup',
+  'VerifyBackup',
+  'ListSnapshots',
+  'GetSnapshot',
+  'CheckSnapshots',
+]);
 
 export function neededRole(call: string): ApiRole {
   return READ_CALLS.has(call) ? 'reader' : 'admin';

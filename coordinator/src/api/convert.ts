@@ -1,5 +1,10 @@
 /** Plain records to the API's message shapes (the same for gRPC and JSON). */
-import type { BackupRecord, HostRecord, JobRecord, VmInfo } from '../../../shared/src/mod.js';
+import type { BackupRecord, HostRecord, JobRecord, StorageSnapshotRecord, VmInfo } from '../../../shared/src/mod.js';
+import type { Metadata, RevertResult } from '../snapshots.js';
+import type { RevertSnapshotResponse } from '../../../shared/src/gen/doppel/v1/RevertSnapshotResponse.js';
+import type { StorageSnapshot } from '../../../shared/src/gen/doppel/v1/StorageSnapshot.js';
+import type { MetadataSnapshot } from '../../../shared/src/gen/doppel/v1/MetadataSnapshot.js';
+import type { SnapshotList } from '../../../shared/src/gen/doppel/v1/SnapshotList.js';
 import type { Backup } from '../../../shared/src/gen/doppel/v1/Backup.js';
 import type { Host } from '../../../shared/src/gen/doppel/v1/Host.js';
 import type { VM } from '../../../shared/src/gen/doppel/v1/VM.js';
@@ -42,4 +47,43 @@ export function jobMessage(j: JobRecord): Job {
 
 export function eventMessage(e: StoredEvent): Event {
   return { seq: e.seq, type: e.event.type, time: e.event.time, jobId: e.event.jobId, host: e.event.host, vm: e.event.vm, json: JSON.stringify(e.event) };
+}
+
+export function storageSnapshotMessage(s: StorageSnapshotRecord): StorageSnapshot {
+  return { ...s };
+}
+
+export function metadataSnapshotMessage(m: Metadata): MetadataSnapshot {
+  const r = m.record;
+  return {
+    id: r.id,
+    vm: r.vm,
+    vmName: r.vmName,
+    host: r.host,
+    timestamp: r.timestamp,
+    config: vmMessage({ ...r.config, id: r.vm, host: r.host, state: r.execution.runState, cloneOf: '', networkIsolated: false }),
+    runState: r.execution.runState,
+    vcpuState: r.execution.vcpu,
+    deviceState: r.execution.devices,
+    resources: r.resources,
+    createdAt: r.createdAt,
+    revision: m.revision,
+    store: m.store,
+  };
+}
+
+export function snapshotListMessage(l: { metadata: Metadata[]; storage: StorageSnapshotRecord[] }): SnapshotList {
+  return { metadata: l.metadata.map(metadataSnapshotMessage), storage: l.storage.map(storageSnapshotMessage) };
+}
+
+export function revertMessage(r: RevertResult): RevertSnapshotResponse {
+  return {
+    storage: storageSnapshotMessage(r.storage),
+    metadata: metadataSnapshotMessage(r.metadata),
+    diskHashes: r.diskHashes,
+    snapshotHashes: r.snapshotHashes,
+    hashesMatch: r.hashesMatch,
+    runState: r.runState,
+    ms: r.ms,
+  };
 }

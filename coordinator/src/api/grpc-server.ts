@@ -8,7 +8,17 @@ import type { Event } from '../../../shared/src/gen/doppel/v1/Event.js';
 import type { CoordinatorService } from '../service.js';
 import type { BackupId__Output } from '../../../shared/src/gen/doppel/v1/BackupId.js';
 import type { VerifyReport } from '../../../shared/src/gen/doppel/v1/VerifyReport.js';
-import { backupMessage, eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+import {
+  backupMessage,
+  eventMessage,
+  hostMessage,
+  jobMessage,
+  metadataSnapshotMessage,
+  revertMessage,
+  snapshotListMessage,
+  storageSnapshotMessage,
+  vmMessage,
+} from './convert.js';
 
 function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -33,6 +43,15 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     ListBackups: unary(async (r) => ({ backups: (await svc.listBackups(r.vm, r.limit)).map(backupMessage) })),
     GetBackup: unary(async (r) => backupMessage(await svc.getBackup(r.id))),
     RestoreBackup: unary(async (r) => jobMessage(await svc.restoreBackup(r))),
+    CreateSnapshot: unary(async (r) => {
+      const p = await svc.snapshots.create(r.vm, r.storageOnly);
+      return { storage: storageSnapshotMessage(p.storage), metadata: metadataSnapshotMessage(p.metadata), pauseMs: p.pauseMs };
+    }),
+    ListSnapshots: unary(async (r) => snapshotListMessage(await svc.snapshots.list(r.vm))),
+    GetSnapshot: unary(async (r) => snapshotListMessage(await svc.snapshots.get(r.id))),
+    RevertSnapshot: unary(async (r) => revertMessage(await svc.snapshots.revert(r.id))),
+    DeleteSnapshot: unary((r) => svc.snapshots.delete(r.id)),
+    CheckSnapshots: unary(() => svc.snapshots.check()),
     VerifyBackup(call: ServerWritableStream<BackupId__Output, VerifyReport>) {
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());

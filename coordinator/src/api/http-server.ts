@@ -8,7 +8,17 @@ import https from 'node:https';
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJson, httpStatusOf, toDoppelError, type Logger, type Transport } from '../../../shared/src/mod.js';
 import type { ApiAuth } from './auth.js';
 import type { CoordinatorService } from '../service.js';
-import { backupMessage, eventMessage, hostMessage, jobMessage, vmMessage } from './convert.js';
+import {
+  backupMessage,
+  eventMessage,
+  hostMessage,
+  jobMessage,
+  metadataSnapshotMessage,
+  revertMessage,
+  snapshotListMessage,
+  storageSnapshotMessage,
+  vmMessage,
+} from './convert.js';
 import { drainOrGone } from './grpc-server.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -51,10 +61,15 @@ const ROUTE_CALLS: Record<string, string> = {
   'GET /v1/backups': 'ListBackups',
   'GET /v1/backups/:': 'GetBackup',
   'GET /v1/events': 'WatchEvents',
+  'POST /v1/snapshots': 'CreateSnapshot',
+  'GET /v1/snapshots': 'ListSnapshots',
+  'POST /v1/snapshots/:/:': 'RevertSnapshot',
+  'DELETE /v1/snapshots/:': 'DeleteSnapshot',
 };
 
 function routeCall(route: string, parts: string[]): string {
   if (route === 'POST /v1/backups/:/:') return parts[3] === 'verify' ? 'VerifyBackup' : 'RestoreBackup';
+  if (route === 'GET /v1/snapshots/:') return parts[2] === 'check' ? 'CheckSnapshots' : 'GetSnapshot';
   return ROUTE_CALLS[route] ?? 'unknown';
 }
 
@@ -92,6 +107,9 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
           return send(res, 200, {
             backups: (await svc.listBackups(url.searchParams.get('vm') ?? '', Number(url.searchParams.get('limit') ?? 1000))).map(backupMessage),
           });
+        case 'GET /v1/snapshots/:':
+          if (parts[2] === 'check') return send(res, 200, await svc.snapshots.check());
+          return send(res, 200, snapshotListMessage(await svc.snapshots.get(decodeURIComponent(parts[2]!))));
         case 'GET /v1/backups/:':
           return send(res, 200, backupMessage(await svc.getBackup(decodeURIComponent(parts[2]!))));
         case 'POST /v1/backups/:/:': {
@@ -113,6 +131,18 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
           res.end();
           return;
         }
+        case 'POST /v1/snapshots': {
+          const body = (await readJson(req)) as { vm?: string; storageOnly?: boolean };
+          const p = await svc.snapshots.create(String(body.vm ?? ''), body.storageOnly === true);
+          return send(res, 201, { storage: storageSnapshotMessage(p.storage), metadata: metadataSnapshotMessage(p.metadata), pauseMs: p.pauseMs });
+        }
+        case 'GET /v1/snapshots':
+          return send(res, 200, snapshotListMessage(await svc.snapshots.list(url.searchParams.get('vm') ?? '')));
+        case 'POST /v1/snapshots/:/:':
+          if (parts[3] !== 'revert') break;
+          return send(res, 200, revertMessage(await svc.snapshots.revert(decodeURIComponent(parts[2]!))));
+        case 'DELETE /v1/snapshots/:':
+          return send(res, 200, await svc.snapshots.delete(decodeURIComponent(parts[2]!)));
         case 'GET /v1/events': {
           // Newline-delimited JSON; ?follow=1 keeps the response open for new events.
           const follow = url.searchParams.get('follow') === '1';

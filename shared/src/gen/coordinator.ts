@@ -10,12 +10,15 @@ import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Ou
 import type { Capacity as _doppel_v1_Capacity, Capacity__Output as _doppel_v1_Capacity__Output } from './doppel/v1/Capacity.js';
 import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Output as _doppel_v1_CatalogRequest__Output } from './doppel/v1/CatalogRequest.js';
 import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from './doppel/v1/CatalogResponse.js';
+import type { CheckSnapshotsRequest as _doppel_v1_CheckSnapshotsRequest, CheckSnapshotsRequest__Output as _doppel_v1_CheckSnapshotsRequest__Output } from './doppel/v1/CheckSnapshotsRequest.js';
 import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1_ClonePlan__Output } from './doppel/v1/ClonePlan.js';
 import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from './doppel/v1/CloneStats.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from './doppel/v1/CloneVMRequest.js';
 import type { CoordinatorClient as _doppel_v1_CoordinatorClient, CoordinatorDefinition as _doppel_v1_CoordinatorDefinition } from './doppel/v1/Coordinator.js';
 import type { CorruptChunk as _doppel_v1_CorruptChunk, CorruptChunk__Output as _doppel_v1_CorruptChunk__Output } from './doppel/v1/CorruptChunk.js';
+import type { CreateSnapshotRequest as _doppel_v1_CreateSnapshotRequest, CreateSnapshotRequest__Output as _doppel_v1_CreateSnapshotRequest__Output } from './doppel/v1/CreateSnapshotRequest.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from './doppel/v1/CreateVMRequest.js';
+import type { DeleteSnapshotResponse as _doppel_v1_DeleteSnapshotResponse, DeleteSnapshotResponse__Output as _doppel_v1_DeleteSnapshotResponse__Output } from './doppel/v1/DeleteSnapshotResponse.js';
 import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from './doppel/v1/DestroyVMResponse.js';
 import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from './doppel/v1/Disk.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from './doppel/v1/Event.js';
@@ -26,10 +29,20 @@ import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest_
 import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from './doppel/v1/ListHostsResponse.js';
 import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from './doppel/v1/ListJobsRequest.js';
 import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from './doppel/v1/ListJobsResponse.js';
+import type { ListSnapshotsRequest as _doppel_v1_ListSnapshotsRequest, ListSnapshotsRequest__Output as _doppel_v1_ListSnapshotsRequest__Output } from './doppel/v1/ListSnapshotsRequest.js';
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from './doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from './doppel/v1/ListVMsResponse.js';
+import type { MetadataSnapshot as _doppel_v1_MetadataSnapshot, MetadataSnapshot__Output as _doppel_v1_MetadataSnapshot__Output } from './doppel/v1/MetadataSnapshot.js';
+import type { ResourceUsage as _doppel_v1_ResourceUsage, ResourceUsage__Output as _doppel_v1_ResourceUsage__Output } from './doppel/v1/ResourceUsage.js';
 import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from './doppel/v1/RestoreBackupRequest.js';
 import type { RestoreJob as _doppel_v1_RestoreJob, RestoreJob__Output as _doppel_v1_RestoreJob__Output } from './doppel/v1/RestoreJob.js';
+import type { RevertSnapshotResponse as _doppel_v1_RevertSnapshotResponse, RevertSnapshotResponse__Output as _doppel_v1_RevertSnapshotResponse__Output } from './doppel/v1/RevertSnapshotResponse.js';
+import type { SnapshotCheckReport as _doppel_v1_SnapshotCheckReport, SnapshotCheckReport__Output as _doppel_v1_SnapshotCheckReport__Output } from './doppel/v1/SnapshotCheckReport.js';
+import type { SnapshotDisk as _doppel_v1_SnapshotDisk, SnapshotDisk__Output as _doppel_v1_SnapshotDisk__Output } from './doppel/v1/SnapshotDisk.js';
+import type { SnapshotList as _doppel_v1_SnapshotList, SnapshotList__Output as _doppel_v1_SnapshotList__Output } from './doppel/v1/SnapshotList.js';
+import type { SnapshotPair as _doppel_v1_SnapshotPair, SnapshotPair__Output as _doppel_v1_SnapshotPair__Output } from './doppel/v1/SnapshotPair.js';
+import type { SnapshotRef as _doppel_v1_SnapshotRef, SnapshotRef__Output as _doppel_v1_SnapshotRef__Output } from './doppel/v1/SnapshotRef.js';
+import type { StorageSnapshot as _doppel_v1_StorageSnapshot, StorageSnapshot__Output as _doppel_v1_StorageSnapshot__Output } from './doppel/v1/StorageSnapshot.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from './doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from './doppel/v1/VMRef.js';
 import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from './doppel/v1/VerifyReport.js';
@@ -52,6 +65,7 @@ export interface ProtoGrpcType {
       Capacity: MessageTypeDefinition<_doppel_v1_Capacity, _doppel_v1_Capacity__Output>
       CatalogRequest: MessageTypeDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogRequest__Output>
       CatalogResponse: MessageTypeDefinition<_doppel_v1_CatalogResponse, _doppel_v1_CatalogResponse__Output>
+      CheckSnapshotsRequest: MessageTypeDefinition<_doppel_v1_CheckSnapshotsRequest, _doppel_v1_CheckSnapshotsRequest__Output>
       ClonePlan: MessageTypeDefinition<_doppel_v1_ClonePlan, _doppel_v1_ClonePlan__Output>
       CloneStats: MessageTypeDefinition<_doppel_v1_CloneStats, _doppel_v1_CloneStats__Output>
       CloneVMRequest: MessageTypeDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_CloneVMRequest__Output>
@@ -61,7 +75,9 @@ export interface ProtoGrpcType {
        */
       Coordinator: SubtypeConstructor<typeof grpc.Client, _doppel_v1_CoordinatorClient> & { service: _doppel_v1_CoordinatorDefinition }
       CorruptChunk: MessageTypeDefinition<_doppel_v1_CorruptChunk, _doppel_v1_CorruptChunk__Output>
+      CreateSnapshotRequest: MessageTypeDefinition<_doppel_v1_CreateSnapshotRequest, _doppel_v1_CreateSnapshotRequest__Output>
       CreateVMRequest: MessageTypeDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_CreateVMRequest__Output>
+      DeleteSnapshotResponse: MessageTypeDefinition<_doppel_v1_DeleteSnapshotResponse, _doppel_v1_DeleteSnapshotResponse__Output>
       DestroyVMResponse: MessageTypeDefinition<_doppel_v1_DestroyVMResponse, _doppel_v1_DestroyVMResponse__Output>
       Disk: MessageTypeDefinition<_doppel_v1_Disk, _doppel_v1_Disk__Output>
       Event: MessageTypeDefinition<_doppel_v1_Event, _doppel_v1_Event__Output>
@@ -72,10 +88,20 @@ export interface ProtoGrpcType {
       ListHostsResponse: MessageTypeDefinition<_doppel_v1_ListHostsResponse, _doppel_v1_ListHostsResponse__Output>
       ListJobsRequest: MessageTypeDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsRequest__Output>
       ListJobsResponse: MessageTypeDefinition<_doppel_v1_ListJobsResponse, _doppel_v1_ListJobsResponse__Output>
+      ListSnapshotsRequest: MessageTypeDefinition<_doppel_v1_ListSnapshotsRequest, _doppel_v1_ListSnapshotsRequest__Output>
       ListVMsRequest: MessageTypeDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsRequest__Output>
       ListVMsResponse: MessageTypeDefinition<_doppel_v1_ListVMsResponse, _doppel_v1_ListVMsResponse__Output>
+      MetadataSnapshot: MessageTypeDefinition<_doppel_v1_MetadataSnapshot, _doppel_v1_MetadataSnapshot__Output>
+      ResourceUsage: MessageTypeDefinition<_doppel_v1_ResourceUsage, _doppel_v1_ResourceUsage__Output>
       RestoreBackupRequest: MessageTypeDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_RestoreBackupRequest__Output>
       RestoreJob: MessageTypeDefinition<_doppel_v1_RestoreJob, _doppel_v1_RestoreJob__Output>
+      RevertSnapshotResponse: MessageTypeDefinition<_doppel_v1_RevertSnapshotResponse, _doppel_v1_RevertSnapshotResponse__Output>
+      SnapshotCheckReport: MessageTypeDefinition<_doppel_v1_SnapshotCheckReport, _doppel_v1_SnapshotCheckReport__Output>
+      SnapshotDisk: MessageTypeDefinition<_doppel_v1_SnapshotDisk, _doppel_v1_SnapshotDisk__Output>
+      SnapshotList: MessageTypeDefinition<_doppel_v1_SnapshotList, _doppel_v1_SnapshotList__Output>
+      SnapshotPair: MessageTypeDefinition<_doppel_v1_SnapshotPair, _doppel_v1_SnapshotPair__Output>
+      SnapshotRef: MessageTypeDefinition<_doppel_v1_SnapshotRef, _doppel_v1_SnapshotRef__Output>
+      StorageSnapshot: MessageTypeDefinition<_doppel_v1_StorageSnapshot, _doppel_v1_StorageSnapshot__Output>
       VM: MessageTypeDefinition<_doppel_v1_VM, _doppel_v1_VM__Output>
       VMRef: MessageTypeDefinition<_doppel_v1_VMRef, _doppel_v1_VMRef__Output>
       VerifyReport: MessageTypeDefinition<_doppel_v1_VerifyReport, _doppel_v1_VerifyReport__Output>

@@ -35,20 +35,24 @@ export interface Buckets {
   jobs: KV;
   links: KV;
   backups: KV;
+  snapshotMeta: KV;
+  snapshots: KV;
 }
 
 /** Opens (creating when missing) the buckets; `replicas` applies to buckets it creates. */
 export async function openBuckets(nc: NatsConnection, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const [hosts, jobs, links, backups] = await Promise.all([
+  const [hosts, jobs, links, backups, snapshotMeta, snapshots] = await Promise.all([
     kvm.create(BUCKETS.hosts, { history: 1, replicas }),
     // Job records are kept 30 days: a bounded history that still covers any report period of interest.
     kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS, replicas }),
     kvm.create(BUCKETS.links, { history: 1, replicas }),
     // The catalog has no TTL: a backup stays listed as long as its manifest is kept.
     kvm.create(BUCKETS.backups, { history: 1, replicas }),
+    kvm.create(BUCKETS.snapshotMeta, { history: 1, replicas }),
+    kvm.create(BUCKETS.snapshots, { history: 1, replicas }),
   ]);
-  return { hosts, jobs, links, backups };
+  return { hosts, jobs, links, backups, snapshotMeta, snapshots };
 }
 
 export function jsClient(nc: NatsConnection): JetStreamClient {

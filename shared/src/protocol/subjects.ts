@@ -30,6 +30,10 @@ export const BUCKETS = {
   links: 'doppel-links',
   /** The backup catalog: one entry per committed backup. */
   backups: 'doppel-backups',
+  /** Metadata snapshots (seed 002): configuration, execution state, resource usage. Never on a host. */
+  snapshotMeta: 'doppel-snapshot-meta',
+  /** The snapshot catalog: one entry per storage snapshot, linking it to its metadata snapshot. */
+  snapshots: 'doppel-snapshots',
 } as const;
 
 /** Durable consumer through which the coordinator folds events into job records. */

@@ -175,6 +175,114 @@ export interface RestoreStartArgs {
   start: boolean;
 }
 
+// ---- snapshot pairs (seed 002) ----
+
+/** A storage snapshot as the host keeps it (on its own storage): frozen copy-on-write layers of every disk. */
+export interface HostStorageSnapshot {
+  /** `st-<timestamp>-<suffix>`: the timestamp is the pair's. */
+  id: string;
+  vm: string;
+  /** The snapshot's timestamp, ISO 8601 with milliseconds. */
+  timestamp: string;
+  /** Per disk, in spec order: its name, size and the frozen layer chain (bottom first). */
+  disks: { name: string; sizeMib: number; layers: string[] }[];
+  /** 'pending' until the coordinator has stored its metadata and catalog entry; a pending one is discarded after a while. */
+  state: 'pending' | 'committed';
+  createdAt: string;
+  /** How long the freeze took (ms): no data is copied, so it does not grow with the disk. */
+  createMs: number;
+}
+
+/** A VM's execution state: its run state, and its vCPU and device state as the driver serialises them (JSON text). */
+export interface ExecutionState {
+  runState: VmRunState;
+  vcpu: string;
+  devices: string;
+}
+
+/** What the VM used on its host at the moment of the snapshot. */
+export interface ResourceUsage {
+  /** vCPU thread busy time over the sample window, % of one CPU. */
+  cpuPercent: number;
+  memoryMib: number;
+  /** Guest memory pages written per second. */
+  dirtyPagesPerS: number;
+  diskReadBytesPerS: number;
+  diskWriteBytesPerS: number;
+  netRxBytesPerS: number;
+  netTxBytesPerS: number;
+  /** The sample window (ms). */
+  windowMs: number;
+}
+
+/** Taken by the agent at the storage snapshot's frozen moment, stored by the coordinator in KV (never on the host). */
+export interface CapturedState {
+  config: VmSpec;
+  execution: ExecutionState;
+  resources: ResourceUsage;
+}
+
+export interface SnapshotCreateArgs {
+  vmId: string;
+  storageId: string;
+  timestamp: string;
+  /** Also capture configuration, execution state and resource usage (a pair); false for a storage-only update. */
+  capture: boolean;
+}
+
+export interface SnapshotCreateResult {
+  storage: HostStorageSnapshot;
+  captured: CapturedState | null;
+  /** How long the guest was paused for the frozen moment (ms). */
+  pauseMs: number;
+}
+
+export interface SnapshotRevertArgs {
+  vmId: string;
+  storageId: string;
+  /** The linked metadata snapshot's configuration and execution state. */
+  config: VmSpec;
+  execution: ExecutionState;
+}
+
+export interface SnapshotRevertResult {
+  /** The VM's disks right after the revert (content hashes, as backups use). */
+  diskHashes: string[];
+  /** The storage snapshot's disks, read from its frozen layers. */
+  snapshotHashes: string[];
+  runState: VmRunState;
+  ms: number;
+}
+
+/** The coordinator's catalog entry of a storage snapshot: where it is and which metadata snapshot it belongs to. */
+export interface StorageSnapshotRecord {
+  id: string;
+  vm: string;
+  vmName: string;
+  host: string;
+  timestamp: string;
+  metadataId: string;
+  /** 'pair': made with its metadata snapshot (same timestamp); 'update': a later storage-only snapshot. */
+  kind: 'pair' | 'update';
+  disks: { name: string; sizeMib: number; layers: number }[];
+  createdAt: string;
+  createMs: number;
+}
+
+/** The metadata snapshot, in the KV bucket `doppel-snapshot-meta`. */
+export interface MetadataSnapshotRecord {
+  /** `md-<timestamp>-<suffix>`: the same timestamp as its pair's storage snapshot. */
+  id: string;
+  vm: string;
+  vmName: string;
+  host: string;
+  timestamp: string;
+  config: VmSpec;
+  execution: ExecutionState;
+  resources: ResourceUsage;
+  createdAt: string;
+}
+
 export interface AgentCommands {
   'vm.create': { args: VmSpec; result: VmInfo };
   'vm.list': { args: Record<string, never>; result: VmInfo[] };
@@ -187,6 +295,12 @@ export interface AgentCommands {
   'backup.start': { args: BackupStartArgs; result: { accepted: true } };
   'clone.backup': { args: CloneBackupArgs; result: UploadResult };
   'vm.restore': { args: RestoreStartArgs; result: { accepted: true; vm: VmInfo } };
+  'snapshot.create': { args: SnapshotCreateArgs; result: SnapshotCreateResult };
+  'snapshot.commit': { args: { storageId: string }; result: { committed: true } };
+  'snapshot.delete': { args: { storageId: string }; result: { deleted: boolean } };
+  'snapshot.list': { args: Record<string, never>; result: HostStorageSnapshot[] };
+  'snapshot.hash': { args: { storageId: string }; result: { diskHashes: string[] } };
+  'snapshot.revert': { args: SnapshotRevertArgs; result: SnapshotRevertResult };
 }
 
 export type AgentOp = keyof AgentCommands;
@@ -352,6 +466,9 @@ export type DoppelEvent =
   | (EventBase & { type: 'restore.completed'; restore: RestoreJobInfo })
   | (EventBase & { type: 'restore.failed'; error: ErrorJson })
   | (EventBase & { type: 'host.up' | 'host.down' })
+  | (EventBase & { type: 'snapshot.created'; storage: StorageSnapshotRecord; metadataId: string; metadataRevision: number })
+  | (EventBase & { type: 'snapshot.deleted'; storageId: string; metadataId: string; metadataDeleted: boolean })
+  | (EventBase & { type: 'snapshot.reverted'; storageId: string; metadataId: string; hashesMatch: boolean })
   | (EventBase & { type: 'vm.created' | 'vm.running' | 'vm.destroyed' });
 
 export type DoppelEventType = DoppelEvent['type'];

@@ -7,13 +7,15 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, newId } from '../../../../shared/src/mod.js';
+import { AlreadyExistsError, InvalidArgumentError, newId } from '../../../../shared/src/mod.js';
 import type { VmSpec } from '../../../../shared/src/mod.js';
-import type { CreateVmOptions, DatastoreInfo, HypervisorDriver } from '../driver.js';
+import type { CreateVmOptions, DatastoreInfo, DiskView, HypervisorDriver } from '../driver.js';
 import { readChainRecord } from './chain-record.js';
 import { Datastore } from './datastore.js';
+import { ChainView } from './disk-view.js';
+import { LayerFile } from './layer-io.js';
 import { SimVm } from './sim-vm.js';
-import { VmDisks, type DiskStart } from './vm-disks.js';
+import { VmDisks, diskInfo, type DiskStart } from './vm-disks.js';
 import { readVmRecord, writeVmRecord } from './vm-record.js';
 
 export interface SimDriverOptions {
@@ -149,6 +151,48 @@ export class SimDriver implements HypervisorDriver {
       if (other.diskChains().some((c) => c.some((l) => layers.has(l)))) other.reclaimDisks().catch(() => undefined);
     }
     return true;
+  }
+
+  /**
+   * Drops a storage snapshot's pin. A layer no VM (on any host) and no other snapshot references goes; VMs here
+   * that share the layers may now take back bases only they use, and fold (in the background, when running; a
+   * suspended one at its next snapshot or settleDisks). VMs on other hosts find out at their next compaction.
+   */
+  async unpinLayers(ref: string, chains: string[][]): Promise<void> {
+    const layers = new Set(chains.flat());
+    for (const id of layers) this.ds.dropRef(id, ref);
+    for (const vm of this.vms.values()) {
+      if (vm.diskChains().some((c) => c.some((l) => layers.has(l)))) vm.reclaimDisks().catch(() => undefined);
+    }
+  }
+
+  openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void } {
+    const opened: LayerFile[] = [];
+    let closed = false;
+    try {
+      const views = disks.map((d) => {
+        if (!Number.isInteger(d.sizeMib) || d.sizeMib <= 0) throw new InvalidArgumentError(`disk '${d.name}' has a bad size (${d.sizeMib} MiB)`);
+        if (d.layers.length === 0) throw new InvalidArgumentError(`disk '${d.name}' has no layers`);
+        const info = diskInfo(d);
+        const layers = d.layers.map((id) => {
+          const l = new LayerFile(this.ds.openLayer(id, info.blockCount, info.blockSize), info.blockSize);
+          opened.push(l);
+          return l;
+        });
+        return new ChainView(info, layers, () => !closed);
+      });
+      return {
+        views,
+        close: () => {
+          if (closed) return;
+          closed = true;
+          for (const l of opened) l.close();
+        },
+      };
+    } catch (err) {
+      for (const l of opened) l.close();
+      throw err;
+    }
   }
 
   /** For tests: a host crash. Every guest dies at once and nothing is written; a new driver on the same directories loads what is left. */

@@ -8,13 +8,27 @@
  * with memory and vCPU state as at a fresh boot from its seed.
  */
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmInfo, VmRunState, VmSpec } from '../../../../shared/src/mod.js';
 import { FailedPreconditionError, InternalError, InvalidArgumentError, PAGE_SIZE, isZeroPage } from '../../../../shared/src/mod.js';
-import type { BlockChanges, DiskInfo, DiskSnapshot, DiskView, DriverVm, GuestPages, MachineStateBlob, SnapshotOptions, SnapshotOutcome } from '../driver.js';
+import type {
+  BlockChanges,
+  DiskInfo,
+  DiskSnapshot,
+  DiskView,
+  DriverVm,
+  GuestPages,
+  MachineStateBlob,
+  SnapshotOptions,
+  SnapshotOutcome,
+  StorageSnapshotMade,
+  VmUsageCounters,
+} from '../driver.js';
 import { CMD, CTRL, DEVICE_FIELDS, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
 import { fillGuestMemory } from './content.js';
+import { DISK_WRITE_SIZE } from './guest-workload.js';
 import { seedState } from './prng.js';
 import type { VmDisks } from './vm-disks.js';
 import { ChangeTracker } from './cbt.js';
@@ -23,16 +37,36 @@ import { waitWhile } from './wait.js';
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 
-function workerFor(data: GuestWorkerData, transferList: TransferListItem[]): Worker {
+/**
+ * The vCPU thread first writes its kernel thread id (Linux: /proc/thread-self) into `tidCell`, so the driver can
+ * read the thread's CPU time (its event loop never idles, so event-loop utilisation says nothing); 0 elsewhere.
+ */
+function workerFor(data: GuestWorkerData, tidCell: SharedArrayBuffer, transferList: TransferListItem[]): Worker {
   const here = import.meta.url;
+  const tid =
+    `import { readlinkSync } from 'node:fs'; import { workerData } from 'node:worker_threads'; ` +
+    `try { Atomics.store(new Int32Array(workerData.tidCell), 0, Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0); } catch {}`;
+  let boot: string;
   if (here.endsWith('.ts')) {
     // Running from sources under tsx: register tsx in the worker before loading the TypeScript entry.
     const entry = new URL('./guest-worker.ts', here).href;
     const api = import.meta.resolve('tsx/esm/api');
-    const boot = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
-    return new Worker(boot, { eval: true, workerData: data, transferList });
+    boot = `${tid} import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
+  } else {
+    boot = `${tid} await import(${JSON.stringify(new URL('./guest-worker.js', here).href)});`;
   }
-  return new Worker(new URL('./guest-worker.js', here), { workerData: data, transferList });
+  return new Worker(boot, { eval: true, workerData: { ...data, tidCell }, transferList });
+}
+
+/** CPU time (ms) of thread `tid` of this process, from the scheduler's statistics; null if unknown. */
+function threadCpuMs(tid: number): number | null {
+  if (tid <= 0) return null;
+  try {
+    const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface SimVmInit {
@@ -56,6 +90,8 @@ export class SimVm implements DriverVm {
   private readonly machine: Uint32Array;
   private readonly dirty: Int32Array;
   private worker: Worker | undefined;
+  /** The vCPU thread's kernel thread id (0 until it has started, or when the host cannot tell). */
+  private tidCell = new Int32Array(new SharedArrayBuffer(4));
   private workerError: Error | undefined;
   private _state: VmRunState = 'suspended';
   readonly id: string;
@@ -172,6 +208,7 @@ export class SimVm implements DriverVm {
       await this.waitState(STATE.stopped);
     } finally {
       this.worker = undefined;
+      this.tidCell = new Int32Array(new SharedArrayBuffer(4));
       this._state = 'suspended';
       await w.terminate();
       this.vmDisks.detachWorker();
@@ -244,7 +281,8 @@ export class SimVm implements DriverVm {
       diskWriteRate: this.spec.workload.diskWriteRate ?? 0,
       disks: disks.data,
     };
-    const w = workerFor(data, [disks.transfer]);
+    this.tidCell = new Int32Array(new SharedArrayBuffer(4));
+    const w = workerFor(data, this.tidCell.buffer as SharedArrayBuffer, [disks.transfer]);
     w.on('error', (err) => {
       this.workerError = err;
     });
@@ -357,6 +395,15 @@ export class SimVm implements DriverVm {
     return this.machine[MS.diskWritesHi]! * 2 ** 32 + this.machine[MS.diskWritesLo]!;
   }
 
+  /**
+   * The sim's guest writes its disks and memory only: it never reads its disks (blkReads stays 0) and its NIC
+   * counters count simulated packets with no payload that never leave the host, so reads and network are 0.
+   */
+  usage(): VmUsageCounters {
+    const tid = this.worker && !this.workerError ? Atomics.load(this.tidCell, 0) : 0;
+    return { cpuMs: threadCpuMs(tid), diskReadBytes: 0, diskWriteBytes: this.diskWrites() * DISK_WRITE_SIZE, netRxBytes: 0, netTxBytes: 0 };
+  }
+
   disks(): DiskInfo[] {
     return this.vmDisks.infos.map((i) => ({ ...i }));
   }
@@ -409,20 +456,45 @@ export class SimVm implements DriverVm {
   }
 
   snapshotDisks(opts: SnapshotOptions = {}): Promise<DiskSnapshot> {
+    return this.exclusive(async () => (await this.freezeTurn(opts)).snap);
+  }
+
+  /** The frozen moment of a snapshot (within a turn), and how long a running guest was paused for it. */
+  private async freezeTurn(opts: SnapshotOptions): Promise<{ snap: DiskSnapshot; pauseMs: number }> {
+    // A running guest folds what it can first, in its worker (no pause); a parked one may be in a clone's
+    // pause, so it only settles (settleDisks before the suspend did the folding).
+    if (this.live) await this.foldDisks();
+    else await this.vmDisks.settle(() => this.live);
+    const wasRunning = this._state === 'running';
+    const t0 = performance.now();
+    if (wasRunning) await this.suspendNow();
+    let snap: DiskSnapshot;
+    try {
+      // A merge asked for just before the suspend is finished here; normally there is none.
+      this.vmDisks.mergeHere();
+      snap = this.vmDisks.freeze(opts, this);
+    } finally {
+      if (wasRunning) await this.runNow();
+    }
+    return { snap, pauseMs: wasRunning ? performance.now() - t0 : 0 };
+  }
+
+  async createStorageSnapshot(ref: string): Promise<StorageSnapshotMade> {
+    const { snap, pauseMs } = await this.exclusive(() => this.freezeTurn({ shareable: true }));
+    try {
+      // While the snapshot is open the VM does not take its frozen layers back, so the pin finds them shared.
+      this.vmDisks.pin(snap.chains, ref);
+    } finally {
+      // No checkpoint: ending it leaves change tracking as it was. The pinned layers stay shared.
+      await snap.release('abort');
+    }
+    return { chains: snap.chains.map((c) => c.slice()), pauseMs };
+  }
+
+  revertDisks(chains: string[][]): Promise<void> {
     return this.exclusive(async () => {
-      // A running guest folds what it can first, in its worker (no pause); a parked one may be in a clone's
-      // pause, so it only settles (settleDisks before the suspend did the folding).
-      if (this.live) await this.foldDisks();
-      else await this.vmDisks.settle(() => this.live);
-      const wasRunning = this._state === 'running';
-      if (wasRunning) await this.suspendNow();
-      try {
-        // A merge asked for just before the suspend is finished here; normally there is none.
-        this.vmDisks.mergeHere();
-        return this.vmDisks.freeze(opts, this);
-      } finally {
-        if (wasRunning) await this.runNow();
-      }
+      if (this._state === 'running') throw new FailedPreconditionError(`vm ${this.id} is running: its disks can be reverted only while it is not`);
+      this.vmDisks.revert(chains);
     });
   }
 

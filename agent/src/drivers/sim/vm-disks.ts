@@ -14,6 +14,12 @@
  * short however many linked clones came and went. The check is lazy (a clone
  * on another host cannot tell the source it is gone): at each compaction and
  * on load.
+ *
+ * A storage snapshot pins its frozen layers with a reference of its own (see
+ * pin()): to the VM they are then a base someone else uses, so it never claims
+ * or folds them, and the chain keeps one more layer per snapshot. Once the pins
+ * above a base are gone (its snapshots deleted), the VM claims it back as above;
+ * a base below a layer still pinned stays, since claims go from the top down.
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { write } from 'node:fs';
@@ -32,7 +38,7 @@ import { waitWhile } from './wait.js';
 /** How new disks start: with their image's content, blank, or as overlays on shared base chains. */
 export type DiskStart = { kind: 'image' } | { kind: 'blank' } | { kind: 'linked'; chains: string[][] };
 
-function diskInfo(spec: DiskSpec): DiskInfo {
+export function diskInfo(spec: Pick<DiskSpec, 'name' | 'sizeMib'>): DiskInfo {
   const sizeBytes = spec.sizeMib * 1024 * 1024;
   return { name: spec.name, sizeBytes, blockSize: DISK_BLOCK_SIZE, blockCount: sizeBytes / DISK_BLOCK_SIZE };
 }
@@ -98,13 +104,17 @@ export class VmDisks {
     }
   }
 
-  /** A chain of `base` (shared, referenced by this VM) plus a new empty layer on top. */
-  private static newChain(ds: Datastore, ref: string, info: DiskInfo, base: readonly string[], taken: string[]): ChainIo {
+  /**
+   * A chain of `base` (shared, referenced by this VM) plus a new empty layer on top. `taken` gets the references
+   * added, for the caller to drop on failure; those to layers in `held` (which the VM references already) are not
+   * listed, so dropping them never takes a reference the VM still needs.
+   */
+  private static newChain(ds: Datastore, ref: string, info: DiskInfo, base: readonly string[], taken: string[], held?: ReadonlySet<string>): ChainIo {
     const layers: LayerFile[] = [];
     try {
       for (const id of base) {
         ds.addRef(id, ref);
-        taken.push(id);
+        if (!held?.has(id)) taken.push(id);
         layers.push(new LayerFile(ds.openLayer(id, info.blockCount, info.blockSize), info.blockSize));
       }
       const top = ds.createLayer(info.sizeBytes, ref);
@@ -295,17 +305,22 @@ export class VmDisks {
     wake();
   }
 
-  /** Finishes every merge on this thread. Only while the guest is parked or has no worker. */
-  mergeHere(): void {
-    this.drain();
-    if (this.mergeBlocked) return;
-    // Withdraw the worker's merges: it skips a withdrawn request, and the chains posted below reset it.
+  /** Withdraws the worker's merges: it skips a withdrawn request, and the next chains posted reset it. */
+  private withdrawMerges(): boolean {
     const withdrawn = this.inflight.size > 0;
     for (const d of this.inflight.keys()) {
       Atomics.store(this.mergeCtl, d, 0);
       new Int32Array(this.pending[d]!).fill(0);
     }
     this.inflight.clear();
+    return withdrawn;
+  }
+
+  /** Finishes every merge on this thread. Only while the guest is parked or has no worker. */
+  mergeHere(): void {
+    this.drain();
+    if (this.mergeBlocked) return;
+    const withdrawn = this.withdrawMerges();
     const dropped = this.chains.flatMap((c) => c.mergeAll());
     if (dropped.length === 0 && !withdrawn) return;
     this.writeRecord();
@@ -450,6 +465,59 @@ export class VmDisks {
     this.writeRecord();
     this.postChains();
     this.dropLayers(old.flatMap((c) => c.layers.filter((l) => !taken.includes(l.id))));
+  }
+
+  /**
+   * Pins frozen layers (a storage snapshot's, from a shareable freeze) with reference `ref`: while the pin holds
+   * them, claim() fails, so they stay an immutable shared base of this VM's chain, and they outlive the VM. All
+   * or nothing.
+   */
+  pin(chains: readonly string[][], ref: string): void {
+    const added: string[] = [];
+    try {
+      for (const id of new Set(chains.flat())) {
+        this.ds.addRef(id, ref);
+        added.push(id);
+      }
+    } catch (err) {
+      for (const id of added) this.ds.dropRef(id, ref);
+      throw err;
+    }
+  }
+
+  /**
+   * Reverts the disks (of a VM that is not running) to frozen chains: fresh empty overlays on them, as link(),
+   * except that the VM may already reference some of their layers. Its other layers are dropped (those pinned by
+   * storage snapshots stay, with their pins), merges in progress are withdrawn (their layers go anyway), and change
+   * tracking is marked lost: the disks changed behind it.
+   */
+  revert(chains: readonly string[][]): void {
+    if (chains.length !== this.infos.length) throw new InvalidArgumentError(`chains for ${chains.length} of ${this.infos.length} disks`);
+    this.checkOpen();
+    if (this.snapshots.size > 0) throw new FailedPreconditionError('the VM has open disk snapshots (a backup or a clone is using them)');
+    this.drain();
+    const held = new Set(this.chains.flatMap((c) => c.ids()));
+    const taken: string[] = [];
+    const fresh: ChainIo[] = [];
+    try {
+      this.infos.forEach((info, d) => fresh.push(VmDisks.newChain(this.ds, this.ref, info, chains[d]!, taken, held)));
+    } catch (err) {
+      for (const c of fresh) for (const l of c.layers) l.close();
+      for (const id of taken) this.ds.dropRef(id, this.ref);
+      throw err;
+    }
+    this.withdrawMerges();
+    for (const t of this.trackers) t.inherit(null);
+    const old = this.chains.splice(0, this.chains.length, ...fresh);
+    this.writeRecord();
+    this.postChains();
+    const keep = new Set(fresh.flatMap((c) => c.ids()));
+    for (const c of old) {
+      for (const l of c.layers) {
+        l.close();
+        if (!keep.has(l.id)) this.ds.dropRef(l.id, this.ref);
+      }
+    }
   }
 
   /** Closes the files (a stop); the layers stay. */

@@ -7,8 +7,11 @@ import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_Ba
 import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from '../../doppel/v1/BackupVMRequest.js';
 import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Output as _doppel_v1_CatalogRequest__Output } from '../../doppel/v1/CatalogRequest.js';
 import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from '../../doppel/v1/CatalogResponse.js';
+import type { CheckSnapshotsRequest as _doppel_v1_CheckSnapshotsRequest, CheckSnapshotsRequest__Output as _doppel_v1_CheckSnapshotsRequest__Output } from '../../doppel/v1/CheckSnapshotsRequest.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from '../../doppel/v1/CloneVMRequest.js';
+import type { CreateSnapshotRequest as _doppel_v1_CreateSnapshotRequest, CreateSnapshotRequest__Output as _doppel_v1_CreateSnapshotRequest__Output } from '../../doppel/v1/CreateSnapshotRequest.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from '../../doppel/v1/CreateVMRequest.js';
+import type { DeleteSnapshotResponse as _doppel_v1_DeleteSnapshotResponse, DeleteSnapshotResponse__Output as _doppel_v1_DeleteSnapshotResponse__Output } from '../../doppel/v1/DeleteSnapshotResponse.js';
 import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from '../../doppel/v1/DestroyVMResponse.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from '../../doppel/v1/Event.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from '../../doppel/v1/Job.js';
@@ -17,9 +20,15 @@ import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest_
 import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from '../../doppel/v1/ListHostsResponse.js';
 import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from '../../doppel/v1/ListJobsRequest.js';
 import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse__Output as _doppel_v1_ListJobsResponse__Output } from '../../doppel/v1/ListJobsResponse.js';
+import type { ListSnapshotsRequest as _doppel_v1_ListSnapshotsRequest, ListSnapshotsRequest__Output as _doppel_v1_ListSnapshotsRequest__Output } from '../../doppel/v1/ListSnapshotsRequest.js';
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from '../../doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from '../../doppel/v1/ListVMsResponse.js';
 import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from '../../doppel/v1/RestoreBackupRequest.js';
+import type { RevertSnapshotResponse as _doppel_v1_RevertSnapshotResponse, RevertSnapshotResponse__Output as _doppel_v1_RevertSnapshotResponse__Output } from '../../doppel/v1/RevertSnapshotResponse.js';
+import type { SnapshotCheckReport as _doppel_v1_SnapshotCheckReport, SnapshotCheckReport__Output as _doppel_v1_SnapshotCheckReport__Output } from '../../doppel/v1/SnapshotCheckReport.js';
+import type { SnapshotList as _doppel_v1_SnapshotList, SnapshotList__Output as _doppel_v1_SnapshotList__Output } from '../../doppel/v1/SnapshotList.js';
+import type { SnapshotPair as _doppel_v1_SnapshotPair, SnapshotPair__Output as _doppel_v1_SnapshotPair__Output } from '../../doppel/v1/SnapshotPair.js';
+import type { SnapshotRef as _doppel_v1_SnapshotRef, SnapshotRef__Output as _doppel_v1_SnapshotRef__Output } from '../../doppel/v1/SnapshotRef.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from '../../doppel/v1/VMRef.js';
 import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from '../../doppel/v1/VerifyReport.js';
@@ -45,6 +54,21 @@ export interface CoordinatorClient extends grpc.Client {
   backupVm(argument: _doppel_v1_BackupVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   backupVm(argument: _doppel_v1_BackupVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Finds storage snapshots without metadata and metadata snapshots without storage.
+   */
+  CheckSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  CheckSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  CheckSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  CheckSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  /**
+   * Finds storage snapshots without metadata and metadata snapshots without storage.
+   */
+  checkSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  checkSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  checkSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  checkSnapshots(argument: _doppel_v1_CheckSnapshotsRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotCheckReport__Output>): grpc.ClientUnaryCall;
+  
   CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   CloneVM(argument: _doppel_v1_CloneVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   CloneVM(argument: _doppel_v1_CloneVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -54,6 +78,27 @@ export interface CoordinatorClient extends grpc.Client {
   cloneVm(argument: _doppel_v1_CloneVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   cloneVm(argument: _doppel_v1_CloneVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Snapshot pairs (seed 002): a storage snapshot of every disk on the VM's host, and a metadata
+   * snapshot (configuration, execution state, the host's resource usage for the VM) in NATS KV,
+   * with the same timestamp. storage_only: a new storage snapshot linked to the VM's latest
+   * metadata snapshot, which stays unchanged.
+   */
+  CreateSnapshot(argument: _doppel_v1_CreateSnapshotRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  CreateSnapshot(argument: _doppel_v1_CreateSnapshotRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  CreateSnapshot(argument: _doppel_v1_CreateSnapshotRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  CreateSnapshot(argument: _doppel_v1_CreateSnapshotRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  /**
+   * Snapshot pairs (seed 002): a storage snapshot of every disk on the VM's host, and a metadata
+   * snapshot (configuration, execution state, the host's resource usage for the VM) in NATS KV,
+   * with the same timestamp. storage_only: a new storage snapshot linked to the VM's latest
+   * metadata snapshot, which stays unchanged.
+   */
+  createSnapshot(argument: _doppel_v1_CreateSnapshotRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  createSnapshot(argument: _doppel_v1_CreateSnapshotRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  createSnapshot(argument: _doppel_v1_CreateSnapshotRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  createSnapshot(argument: _doppel_v1_CreateSnapshotRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotPair__Output>): grpc.ClientUnaryCall;
+  
   CreateVM(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   CreateVM(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   CreateVM(argument: _doppel_v1_CreateVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
@@ -62,6 +107,23 @@ export interface CoordinatorClient extends grpc.Client {
   createVm(argument: _doppel_v1_CreateVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   createVm(argument: _doppel_v1_CreateVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   createVm(argument: _doppel_v1_CreateVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Deletes a storage snapshot; the rest of the copy-on-write chain stays readable. The metadata
+   * snapshot goes with the last storage snapshot linked to it.
+   */
+  DeleteSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Deletes a storage snapshot; the rest of the copy-on-write chain stays readable. The metadata
+   * snapshot goes with the last storage snapshot linked to it.
+   */
+  deleteSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  deleteSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  deleteSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  deleteSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_DeleteSnapshotResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Stops and removes a VM. Refused while a job runs on it.
@@ -97,6 +159,21 @@ export interface CoordinatorClient extends grpc.Client {
   getJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   
   /**
+   * A storage or metadata snapshot by id, with what it is linked to.
+   */
+  GetSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  GetSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  GetSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  GetSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  /**
+   * A storage or metadata snapshot by id, with what it is linked to.
+   */
+  getSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  getSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  getSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  getSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * The backup catalog, newest first (one VM's, or all).
    */
   ListBackups(argument: _doppel_v1_CatalogRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
@@ -129,6 +206,21 @@ export interface CoordinatorClient extends grpc.Client {
   listJobs(argument: _doppel_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
   listJobs(argument: _doppel_v1_ListJobsRequest, callback: grpc.requestCallback<_doppel_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * One VM's snapshots (or all), oldest first: metadata snapshots and the storage snapshots linked to them.
+   */
+  ListSnapshots(argument: _doppel_v1_ListSnapshotsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  ListSnapshots(argument: _doppel_v1_ListSnapshotsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  ListSnapshots(argument: _doppel_v1_ListSnapshotsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  ListSnapshots(argument: _doppel_v1_ListSnapshotsRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  /**
+   * One VM's snapshots (or all), oldest first: metadata snapshots and the storage snapshots linked to them.
+   */
+  listSnapshots(argument: _doppel_v1_ListSnapshotsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  listSnapshots(argument: _doppel_v1_ListSnapshotsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  listSnapshots(argument: _doppel_v1_ListSnapshotsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  listSnapshots(argument: _doppel_v1_ListSnapshotsRequest, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  
   ListVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
   ListVMs(argument: _doppel_v1_ListVMsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
   ListVMs(argument: _doppel_v1_ListVMsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
@@ -152,6 +244,21 @@ export interface CoordinatorClient extends grpc.Client {
   restoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   restoreBackup(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   restoreBackup(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Reverts the VM's disks to a storage snapshot, and its configuration and execution state to the linked metadata snapshot.
+   */
+  RevertSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  RevertSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  RevertSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  RevertSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Reverts the VM's disks to a storage snapshot, and its configuration and execution state to the linked metadata snapshot.
+   */
+  revertSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  revertSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  revertSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
+  revertSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_RevertSnapshotResponse__Output>): grpc.ClientUnaryCall;
   
   RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   RunVM(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
@@ -196,9 +303,28 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    */
   BackupVM: grpc.handleUnaryCall<_doppel_v1_BackupVMRequest__Output, _doppel_v1_Job>;
   
+  /**
+   * Finds storage snapshots without metadata and metadata snapshots without storage.
+   */
+  CheckSnapshots: grpc.handleUnaryCall<_doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport>;
+  
   CloneVM: grpc.handleUnaryCall<_doppel_v1_CloneVMRequest__Output, _doppel_v1_Job>;
   
+  /**
+   * Snapshot pairs (seed 002): a storage snapshot of every disk on the VM's host, and a metadata
+   * snapshot (configuration, execution state, the host's resource usage for the VM) in NATS KV,
+   * with the same timestamp. storage_only: a new storage snapshot linked to the VM's latest
+   * metadata snapshot, which stays unchanged.
+   */
+  CreateSnapshot: grpc.handleUnaryCall<_doppel_v1_CreateSnapshotRequest__Output, _doppel_v1_SnapshotPair>;
+  
   CreateVM: grpc.handleUnaryCall<_doppel_v1_CreateVMRequest__Output, _doppel_v1_VM>;
+  
+  /**
+   * Deletes a storage snapshot; the rest of the copy-on-write chain stays readable. The metadata
+   * snapshot goes with the last storage snapshot linked to it.
+   */
+  DeleteSnapshot: grpc.handleUnaryCall<_doppel_v1_SnapshotRef__Output, _doppel_v1_DeleteSnapshotResponse>;
   
   /**
    * Stops and removes a VM. Refused while a job runs on it.
@@ -210,6 +336,11 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   GetJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
   
   /**
+   * A storage or metadata snapshot by id, with what it is linked to.
+   */
+  GetSnapshot: grpc.handleUnaryCall<_doppel_v1_SnapshotRef__Output, _doppel_v1_SnapshotList>;
+  
+  /**
    * The backup catalog, newest first (one VM's, or all).
    */
   ListBackups: grpc.handleUnaryCall<_doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse>;
@@ -218,12 +349,22 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   ListJobs: grpc.handleUnaryCall<_doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse>;
   
+  /**
+   * One VM's snapshots (or all), oldest first: metadata snapshots and the storage snapshots linked to them.
+   */
+  ListSnapshots: grpc.handleUnaryCall<_doppel_v1_ListSnapshotsRequest__Output, _doppel_v1_SnapshotList>;
+  
   ListVMs: grpc.handleUnaryCall<_doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse>;
   
   /**
    * Creates a VM from a backup on a host, with its disks and configuration.
    */
   RestoreBackup: grpc.handleUnaryCall<_doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job>;
+  
+  /**
+   * Reverts the VM's disks to a storage snapshot, and its configuration and execution state to the linked metadata snapshot.
+   */
+  RevertSnapshot: grpc.handleUnaryCall<_doppel_v1_SnapshotRef__Output, _doppel_v1_RevertSnapshotResponse>;
   
   RunVM: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_VM>;
   
@@ -241,16 +382,22 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   BackupVM: MethodDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_Job, _doppel_v1_BackupVMRequest__Output, _doppel_v1_Job__Output>
+  CheckSnapshots: MethodDefinition<_doppel_v1_CheckSnapshotsRequest, _doppel_v1_SnapshotCheckReport, _doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport__Output>
   CloneVM: MethodDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_Job, _doppel_v1_CloneVMRequest__Output, _doppel_v1_Job__Output>
+  CreateSnapshot: MethodDefinition<_doppel_v1_CreateSnapshotRequest, _doppel_v1_SnapshotPair, _doppel_v1_CreateSnapshotRequest__Output, _doppel_v1_SnapshotPair__Output>
   CreateVM: MethodDefinition<_doppel_v1_CreateVMRequest, _doppel_v1_VM, _doppel_v1_CreateVMRequest__Output, _doppel_v1_VM__Output>
+  DeleteSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_DeleteSnapshotResponse, _doppel_v1_SnapshotRef__Output, _doppel_v1_DeleteSnapshotResponse__Output>
   DestroyVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_DestroyVMResponse, _doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse__Output>
   GetBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_Backup, _doppel_v1_BackupId__Output, _doppel_v1_Backup__Output>
   GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
+  GetSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_SnapshotList, _doppel_v1_SnapshotRef__Output, _doppel_v1_SnapshotList__Output>
   ListBackups: MethodDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogResponse, _doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse__Output>
   ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
   ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>
+  ListSnapshots: MethodDefinition<_doppel_v1_ListSnapshotsRequest, _doppel_v1_SnapshotList, _doppel_v1_ListSnapshotsRequest__Output, _doppel_v1_SnapshotList__Output>
   ListVMs: MethodDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsResponse, _doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse__Output>
   RestoreBackup: MethodDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_Job, _doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job__Output>
+  RevertSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_RevertSnapshotResponse, _doppel_v1_SnapshotRef__Output, _doppel_v1_RevertSnapshotResponse__Output>
   RunVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VM, _doppel_v1_VMRef__Output, _doppel_v1_VM__Output>
   VerifyBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_VerifyReport, _doppel_v1_BackupId__Output, _doppel_v1_VerifyReport__Output>
   WatchEvents: MethodDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_Event, _doppel_v1_WatchEventsRequest__Output, _doppel_v1_Event__Output>

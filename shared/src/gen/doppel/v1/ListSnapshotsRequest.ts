@@ -1,0 +1,16 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+
+export interface ListSnapshotsRequest {
+  /**
+   * '' for every VM
+   */
+  'vm'?: (string);
+}
+
+export interface ListSnapshotsRequest__Output {
+  /**
+   * '' for every VM
+   */
+  'vm': (string);
+}

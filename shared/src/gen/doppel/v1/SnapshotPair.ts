@@ -1,0 +1,22 @@
+// Original file: proto/doppel/v1/coordinator.proto
+
+import type { StorageSnapshot as _doppel_v1_StorageSnapshot, StorageSnapshot__Output as _doppel_v1_StorageSnapshot__Output } from '../../doppel/v1/StorageSnapshot.js';
+import type { MetadataSnapshot as _doppel_v1_MetadataSnapshot, MetadataSnapshot__Output as _doppel_v1_MetadataSnapshot__Output } from '../../doppel/v1/MetadataSnapshot.js';
+
+export interface SnapshotPair {
+  'storage'?: (_doppel_v1_StorageSnapshot | null);
+  'metadata'?: (_doppel_v1_MetadataSnapshot | null);
+  /**
+   * how long the guest paused for the frozen moment
+   */
+  'pauseMs'?: (number | string);
+}
+
+export interface SnapshotPair__Output {
+  'storage': (_doppel_v1_StorageSnapshot__Output | null);
+  'metadata': (_doppel_v1_MetadataSnapshot__Output | null);
+  /**
+   * how long the guest paused for the frozen moment
+   */
+  'pauseMs': (number);
+}
