@@ -30,7 +30,7 @@ import {
 } from '../shared/src/mod.js';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import { CoordinatorClient } from '../cli/src/client.js';
-import { driverVm, startTestFleet } from './helpers/fleet.js';
+import { codeOf, driverVm, startTestFleet } from './helpers/fleet.js';
 import { PageStream, createDataPlaneClient } from '../agent/src/dataplane/client.js';
 import { issueExpiredCert, makeForeignCa } from './helpers/pki.js';
 
@@ -207,7 +207,6 @@ test('the API takes an admin or reader certificate or bearer token; changes need
   const wrongToken = new CoordinatorClient(addr, { ca, token: 'not-a-token-at-all-000' });
   const plaintext = new CoordinatorClient(addr);
   const agentCert = new CoordinatorClient(addr, { identity: loadTlsIdentity(fleet.pkiDir, 'host-a') });
-  const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (e: DoppelError) => e.code);
   try {
     assert.equal((await reader.hosts()).length, 2);
     assert.equal(await codeOf(reader.clone({ vm: 'nope' })), 'PERMISSION_DENIED');

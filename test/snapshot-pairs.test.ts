@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { BUCKETS, connectNats, sendCommand, type DoppelError, type NatsConnection } from '../shared/src/mod.js';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { Event } from '../cli/src/client.js';
-import { startTestFleet } from './helpers/fleet.js';
+import { codeOf, startTestFleet } from './helpers/fleet.js';
 
 let fleet: LocalFleet;
 let nc: NatsConnection;
@@ -25,7 +25,6 @@ after(async () => {
   await fleet.stop();
 });
 
-const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (e: DoppelError) => e.code);
 
 async function writingVm(name: string) {
   return fleet.client.createVm({

@@ -28,7 +28,7 @@ import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import { createDriver, type DriverVm } from '../agent/src/mod.js';
 import { StorageSnapshots } from '../agent/src/snapshots/store.js';
 import { contentHashOfView } from '../agent/src/backup/upload.js';
-import { driverVm, startTestFleet } from './helpers/fleet.js';
+import { codeOf, driverVm, startTestFleet } from './helpers/fleet.js';
 
 const HOST = 'host-a';
 let fleet: LocalFleet;
@@ -42,7 +42,6 @@ after(async () => {
   await fleet.stop();
 });
 
-const codeOf = (p: Promise<unknown>) => p.then(() => 'OK', (e: DoppelError) => e.code);
 
 /** A pair's ids as the coordinator makes them: `st-<timestamp>-<suffix>`. */
 function newIds(): { storageId: string; timestamp: string } {

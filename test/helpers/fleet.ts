@@ -35,3 +35,11 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, what: stri
     await sleep(50);
   }
 }
+
+/** The doppel error code a call ends with ('OK' when it succeeds): for asserting refusals. */
+export function codeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'OK',
+    (e: { code?: string }) => e.code ?? 'UNKNOWN',
+  );
+}
