@@ -158,6 +158,9 @@ export class VmDisks {
   liveView(disk: number): ChainView {
     const info = this.infos[disk];
     if (!info) throw new InvalidArgumentError(`disk ${disk} does not exist (the VM has ${this.infos.length})`);
+    // A merge the worker ended just before it parked may have dropped layers: take its word first, or the view
+    // would hold files that the message, handled later, closes under it.
+    this.drain();
     return new ChainView(info, this.chains[disk]!.layers.slice(), () => !this.closed);
   }
 
