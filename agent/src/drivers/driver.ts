@@ -134,6 +134,71 @@ export interface StorageSnapshotMade {
   pauseMs: number;
 }
 
+/** One level of a hot clone's freeze: they freeze slowest first. */
+export interface FreezeLevel {
+  level: 'io' | 'ram' | 'vcpu';
+  /** What the level holds, for people. */
+  what: string;
+  /** When it froze, epoch milliseconds (sub-millisecond precision). */
+  frozenAt: number;
+}
+
+/** How a hot freeze went, once its buffered writes are merged back. */
+export interface HotFreezeStats {
+  /** Guest memory writes that went to the buffer while the memory was frozen (including during the merge). */
+  bufferedWrites: number;
+  /** Buffered writes merged back into memory: all of them. */
+  mergedWrites: number;
+  /** Total time the guest could not write: the freeze step, the merge steps, and waits on a full buffer. */
+  stallMs: number;
+  /** The longest single stretch of it. */
+  maxStallMs: number;
+  /** Times the guest found the buffer full. */
+  fullWaits: number;
+  /** From the RAM freeze to the end of the merge. */
+  frozenMs: number;
+  mergeMs: number;
+}
+
+/**
+ * A hot clone's freeze (seed 004) of a running VM, which never stops: its disks took new overlays (the frozen
+ * layers are `disks`), its memory writes go to buffers (so `pages` reads the frozen image), and `state` is its vCPU
+ * and device state at the freeze. `unfreeze` merges the buffers back; until then the freeze holds.
+ */
+export interface HotFreeze {
+  readonly levels: FreezeLevel[];
+  /** The frozen memory, read in place (do not write it). */
+  readonly pages: GuestPages;
+  readonly state: MachineStateBlob;
+  /** The frozen disks: shareable (chains set), without a checkpoint. Release it once the clone has its disks. */
+  readonly disks: DiskSnapshot;
+  /** Writes buffered so far. */
+  bufferedWrites(): number;
+  /** SHA-256 of the frozen memory image, hex. */
+  frozenHash(): Promise<string>;
+  /** Merges the buffered writes into memory, in order, and ends the freeze (idempotent). */
+  unfreeze(): Promise<HotFreezeStats>;
+  /** Tests: line numbers and write counters of every buffered write (interleaved), when asked for at the freeze. */
+  journal(): Uint32Array | null;
+}
+
+export interface HotFreezeOptions {
+  /** Bound on the write buffer (default 64 MiB): a guest that fills it waits for the unfreeze. */
+  bufferBytes?: number;
+  /** Tests: keep a journal of the buffered writes. */
+  journal?: boolean;
+}
+
+/** One disk layer a VM's chain holds on the datastore. */
+export interface LayerUsage {
+  disk: number;
+  id: string;
+  /** Bytes of data the layer holds. */
+  bytes: number;
+  /** In an immutable shared base, or referenced by another VM or a storage snapshot too. */
+  shared: boolean;
+}
+
 export interface DriverVm {
   readonly id: string;
   readonly spec: VmSpec;
@@ -198,6 +263,15 @@ export interface DriverVm {
   revertDisks(chains: string[][]): Promise<void>;
   /** Layer ids per disk, bottom first (datastore-relative). */
   diskChains(): string[][];
+  /** The layers of the VM's disks with what they hold: its own, and the shared bases it reads. */
+  storageUsage(): LayerUsage[];
+  /**
+   * A hot clone's freeze (seed 004) of a running VM; it never enters the suspended state. The disks freeze first,
+   * then RAM, then the vCPU, all at one point between two guest writes. Only one at a time.
+   */
+  hotFreeze(opts?: HotFreezeOptions): Promise<HotFreeze>;
+  /** Times the VM went from running to suspended since it was created or loaded (a hot clone must not add one). */
+  readonly suspendCount: number;
   /** Disk `disk` as it is now: consistent only while the guest is not running (for checks such as a revert's hash). */
   liveDiskView(disk: number): DiskView;
   /** Cumulative usage counters, for rates over a sample window. */

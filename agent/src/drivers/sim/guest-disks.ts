@@ -23,6 +23,8 @@ export class GuestDisks {
   private readonly starts: number[] = [];
   readonly totalBlocks: number;
   readonly blockSize: number;
+  /** A hot freeze the driver posted: held, with every message after it, until the worker freezes. */
+  private hot: (ToWorker & { t: 'hot' }) | undefined;
 
   constructor(private readonly data: WorkerDisksData) {
     this.blockSize = data.blockSize;
@@ -68,11 +70,13 @@ export class GuestDisks {
   drain(): void {
     let chains: WorkerChain[] | undefined;
     let merges: { disk: number; id: number; shared: number }[] = [];
-    for (;;) {
+    while (!this.hot) {
       const m = receiveMessageOnPort(this.port) as { message: ToWorker } | undefined;
       if (!m) break;
       const msg = m.message;
-      if (msg.t === 'chain') {
+      if (msg.t === 'hot') {
+        this.hot = msg;
+      } else if (msg.t === 'chain') {
         chains = msg.chains;
         merges = [];
       } else {
@@ -89,6 +93,19 @@ export class GuestDisks {
       chain.startMerge(this.pending[disk]!);
       this.merges.set(disk, id);
     }
+  }
+
+  /**
+   * The disk level of a hot freeze: takes the held freeze's chains (the frozen layers plus a new overlay per disk,
+   * so the guest's next writes make new blocks) and returns its buffers; undefined if the message has not come.
+   */
+  takeHot(): (ToWorker & { t: 'hot' }) | undefined {
+    this.drain();
+    const hot = this.hot;
+    if (!hot) return undefined;
+    this.hot = undefined;
+    this.setChains(hot.chains);
+    return hot;
   }
 
   /** A guest write of `data` at byte `off` of global block g (the disks' blocks end to end). */

@@ -6,9 +6,15 @@
  * suspend request and acknowledges it, so the driver knows the vCPU really
  * stopped; right after a resume, before writing again, it takes the driver's
  * messages (a new disk chain after a snapshot).
+ *
+ * A hot clone freezes it without stopping it (see hot-buffer.ts): in one step
+ * between two writes it takes the disks' new overlays, starts buffering its
+ * memory writes and copies its vCPU state; on unfreeze it merges the buffer back
+ * in small steps between its writes.
  */
 import { workerData } from 'node:worker_threads';
-import { CMD, CTRL, MS, STATE, type GuestWorkerData } from './layout.js';
+import { CMD, CTRL, HOT_CMD, HOT_STATE, MS, STATE, type GuestWorkerData } from './layout.js';
+import { HDR, LINE_WORDS, STAT, WriteBuffer, epochMs } from './hot-buffer.js';
 import { xoshiro128ss } from './prng.js';
 import { GuestDisks } from './guest-disks.js';
 import { DiskWorkload, nextUnit } from './guest-workload.js';
@@ -23,9 +29,14 @@ const ctrl = new Int32Array(data.buffers.ctrl);
 const ms = new Uint32Array(data.buffers.machine);
 const diskLoad = new DiskWorkload(ms, pattern, disks.totalBlocks, disks.blockSize, data.seed);
 const wordsPerPage = pageSize >>> 2;
-/** A write touches a 64-byte line: 16 words. */
-const LINE_WORDS = 16;
 const linesPerPage = wordsPerPage / LINE_WORDS;
+/** Buffered writes merged per step of an unfreeze: a step holds the guest up for well under a millisecond. */
+const MERGE_STEP = 4096;
+/** While memory is frozen, the buffer its writes go to; undefined when they go to memory. */
+let frozen: WriteBuffer | undefined;
+/** The guest found the buffer full at this epoch time and waits for the merge; 0 when not. */
+let fullSince = 0;
+const lineBuf = new Uint32Array(LINE_WORDS);
 /** At most this many writes between two looks at the control word. */
 const BURST = 256;
 /** Disk writes are slower (a system call each, a copy-up at worst): fewer per look at the control word. */
@@ -51,11 +62,17 @@ function writeOne(): void {
   const base = page * wordsPerPage + line * LINE_WORDS;
   // Keep compressible lines compressible: a counter, the page number, then a short repeating record.
   const n = ms[MS.writesLo]! + 1;
-  mem32[base] = n;
-  mem32[base + 1] = page;
-  for (let i = 2; i < LINE_WORDS; i++) mem32[base + i] = (r + (i & 3)) >>> 0;
-  // The dirty bit goes up after the data: a copier that cleared the bit before copying sees it again.
-  Atomics.or(dirty, page >>> 5, 1 << (page & 31));
+  lineBuf[0] = n;
+  lineBuf[1] = page;
+  for (let i = 2; i < LINE_WORDS; i++) lineBuf[i] = (r + (i & 3)) >>> 0;
+  if (frozen) {
+    // Frozen memory: the write goes to the buffer (the caller made sure it has room).
+    frozen.append(base / LINE_WORDS, lineBuf, n >>> 0);
+  } else {
+    mem32.set(lineBuf, base);
+    // The dirty bit goes up after the data: a copier that cleared the bit before copying sees it again.
+    Atomics.or(dirty, page >>> 5, 1 << (page & 31));
+  }
   ms[MS.writesLo] = n >>> 0;
   if (n >>> 0 === 0) ms[MS.writesHi] = (ms[MS.writesHi]! + 1) >>> 0;
   ms[MS.rip] = (0x401000 + ((r & 0xfff) << 2)) >>> 0;
@@ -111,6 +128,87 @@ class Pace {
   }
 }
 
+/**
+ * The freeze, slowest level first, all between two writes: the disks (their caches are write-through, so taking
+ * the new overlays is the whole of it; device state is in the machine words), then RAM (writes go to the
+ * buffer), then the vCPU (its registers and the device words are copied as they stand).
+ */
+function freeze(): void {
+  const t0 = epochMs();
+  let hot = disks.takeHot();
+  // The driver posts the message before it sets the command, so it is there; wait a moment if not yet visible.
+  for (let i = 0; !hot && i < 100; i++) {
+    Atomics.wait(ctrl, CTRL.hotState, Atomics.load(ctrl, CTRL.hotState), 1);
+    hot = disks.takeHot();
+  }
+  if (!hot) throw new Error('hot freeze requested without its buffers');
+  const buf = new WriteBuffer(hot.buffers);
+  buf.stats[STAT.ioFrozenAt] = epochMs();
+  frozen = buf;
+  buf.stats[STAT.ramFrozenAt] = epochMs();
+  new Uint32Array(hot.buffers.frozenMachine).set(ms);
+  const t1 = epochMs();
+  buf.stats[STAT.vcpuFrozenAt] = t1;
+  buf.addStall(t1 - t0);
+  Atomics.store(ctrl, CTRL.hotState, HOT_STATE.frozen);
+  Atomics.notify(ctrl, CTRL.hotState);
+}
+
+/** One merge step of an unfreeze; the freeze ends when the buffer is empty. */
+function mergeStep(buf: WriteBuffer, all: boolean): void {
+  const t0 = epochMs();
+  if (Atomics.load(ctrl, CTRL.hotState) !== HOT_STATE.merging) {
+    buf.stats[STAT.mergeStartAt] = t0;
+    Atomics.store(ctrl, CTRL.hotState, HOT_STATE.merging);
+  }
+  buf.mergeSome(mem32, dirty, wordsPerPage, all ? Infinity : MERGE_STEP);
+  const t1 = epochMs();
+  if (fullSince > 0) {
+    // The guest waited on a full buffer until now: one stall, from then to the end of this step.
+    buf.addStall(t1 - fullSince);
+    fullSince = 0;
+  } else {
+    buf.addStall(t1 - t0);
+  }
+  if (!buf.drained) return;
+  buf.stats[STAT.mergeEndAt] = t1;
+  frozen = undefined;
+  Atomics.store(ctrl, CTRL.hotCmd, HOT_CMD.none);
+  Atomics.store(ctrl, CTRL.hotState, HOT_STATE.live);
+  Atomics.notify(ctrl, CTRL.hotState);
+}
+
+/**
+ * The hot-clone side of one loop turn. Returns false when the guest may not write now: its memory is frozen and
+ * the buffer is full, so it waits (a stall) until the driver unfreezes.
+ */
+function hotTurn(): boolean {
+  const cmd = Atomics.load(ctrl, CTRL.hotCmd);
+  if (!frozen) {
+    if (cmd === HOT_CMD.freeze && Atomics.load(ctrl, CTRL.hotState) === HOT_STATE.live) freeze();
+    return true;
+  }
+  if (cmd === HOT_CMD.unfreeze) {
+    // A full buffer cannot take the writes made while merging: merge it all at once.
+    mergeStep(frozen, frozen.full);
+    return true;
+  }
+  if (frozen.full) {
+    if (fullSince === 0) {
+      fullSince = epochMs();
+      Atomics.add(frozen.hdr, HDR.fullWaits, 1);
+    }
+    return false;
+  }
+  return true;
+}
+
+/** Parks the guest's writes for good (a stop) only after its buffered writes are in memory: nothing is lost. */
+function mergeAllBeforeStop(): void {
+  if (!frozen) return;
+  mergeStep(frozen, true);
+}
+
 function run(): void {
   const mem = new Pace(dirtyRate, BURST);
   const disk = new Pace(diskRate, DISK_BURST);
@@ -119,6 +217,7 @@ function run(): void {
   for (;;) {
     const cmd = Atomics.load(ctrl, CTRL.cmd);
     if (cmd === CMD.stop) {
+      mergeAllBeforeStop();
       disks.close();
       Atomics.store(ctrl, CTRL.state, STATE.stopped);
       Atomics.notify(ctrl, CTRL.state);
@@ -129,8 +228,13 @@ function run(): void {
       Atomics.notify(ctrl, CTRL.state);
       while (Atomics.load(ctrl, CTRL.cmd) === CMD.suspend) Atomics.wait(ctrl, CTRL.cmd, CMD.suspend);
       // The driver may have changed the disk chains while the vCPU was parked (a snapshot): learn that before
-      // any write. A resumed guest does not catch up on the writes it missed while stopped.
+      // any write. A resumed guest does not catch up on the writes it missed while stopped. The driver may
+      // also have merged a frozen memory's buffer itself while the guest was parked.
       disks.drain();
+      if (frozen && Atomics.load(ctrl, CTRL.hotState) === HOT_STATE.live) {
+        frozen = undefined;
+        fullSince = 0;
+      }
       const now = performance.now();
       mem.reset(now);
       disk.reset(now);
@@ -139,10 +243,20 @@ function run(): void {
       continue;
     }
     disks.drain();
+    if (!hotTurn()) {
+      // Frozen with a full buffer: no memory write can be made until the driver unfreezes.
+      Atomics.wait(ctrl, CTRL.hotCmd, HOT_CMD.freeze, 1);
+      continue;
+    }
     const now = performance.now();
     tick(now);
-    const m = mem.due(now);
-    for (let i = 0; i < m; i++) writeOne();
+    const due = mem.due(now);
+    let m = 0;
+    // A frozen memory's buffer may fill in the middle of a burst: the rest waits for the merge.
+    while (m < due && !frozen?.full) {
+      writeOne();
+      m++;
+    }
     mem.made(m);
     const d = disk.due(now);
     for (let i = 0; i < d; i++) writeDisk();
@@ -151,7 +265,8 @@ function run(): void {
       disks.mergeStep();
       continue;
     }
-    if (m === 0 && d === 0) {
+    // An unfreeze merges step after step, without idling between them.
+    if (m === 0 && d === 0 && !(frozen && Atomics.load(ctrl, CTRL.hotCmd) === HOT_CMD.unfreeze)) {
       const later = performance.now();
       const waitMs = Math.max(0.2, Math.min(10, mem.waitMs(later), disk.waitMs(later)));
       Atomics.wait(ctrl, CTRL.cmd, CMD.run, waitMs);

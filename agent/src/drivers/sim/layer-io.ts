@@ -96,6 +96,19 @@ export class LayerFile {
     return this.holds(b) && !this.isZero(b);
   }
 
+  /** Bytes of data the layer holds (blocks held as zeros cost nothing). */
+  dataBytes(): number {
+    let n = 0;
+    for (let w = 0; w < this.allocBits.length; w++) {
+      let v = Atomics.load(this.allocBits, w) & ~Atomics.load(this.zeroBits, w);
+      while (v !== 0) {
+        v &= v - 1;
+        n++;
+      }
+    }
+    return n * this.blockSize;
+  }
+
   /** Reads `len` bytes at `pos` of the data file into `into` at `at`. */
   read(pos: number, len: number, into: Buffer, at: number): void {
     let done = 0;

@@ -6,6 +6,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { LayerDesc } from './layer-io.js';
+import type { HotBuffers } from './hot-buffer.js';
 
 export const CTRL = {
   /** Requested by the driver: RUN, SUSPEND or STOP. */
@@ -14,11 +15,18 @@ export const CTRL = {
   state: 1,
   /** 1 while the NIC is cut off: its counters stop. */
   netIsolated: 2,
-  length: 4,
+  /** Requested by the driver for a hot clone: HOT_CMD. */
+  hotCmd: 3,
+  /** Acknowledged by the guest: HOT_STATE. */
+  hotState: 4,
+  length: 8,
 } as const;
 
 export const CMD = { run: 0, suspend: 1, stop: 2 } as const;
 export const STATE = { running: 0, suspended: 1, stopped: 2, booting: 3 } as const;
+/** A hot clone's memory freeze: `freeze` takes the 'hot' message's buffers and chains; `unfreeze` merges. */
+export const HOT_CMD = { none: 0, freeze: 1, unfreeze: 2 } as const;
+export const HOT_STATE = { live: 0, frozen: 1, merging: 2 } as const;
 
 /** Machine-state words (Uint32). vCPU registers first, then device counters. */
 export const MS = {
@@ -116,7 +124,14 @@ export interface WorkerDisksData {
  * the disk's bottom `shared` ones into the lowest mutable one; `shared` may be lower than the chain's (the driver
  * took frozen bases back that no other VM uses any more).
  */
-export type ToWorker = { t: 'chain'; chains: WorkerChain[] } | { t: 'merge'; disk: number; id: number; shared: number };
+export type ToWorker =
+  | { t: 'chain'; chains: WorkerChain[] }
+  | { t: 'merge'; disk: number; id: number; shared: number }
+  /**
+   * A hot freeze: the worker holds it (and every message after it) until the driver's HOT_CMD.freeze, then takes
+   * the chains (the disk level), starts buffering memory writes and copies the vCPU state, all in one step.
+   */
+  | { t: 'hot'; chains: WorkerChain[]; buffers: HotBuffers };
 
 /** Worker to driver: a merge ended; `dropped` are the layers no longer in the chain (the chain record is written). */
 export type FromWorker = { t: 'merged'; disk: number; id: number; dropped: string[] };

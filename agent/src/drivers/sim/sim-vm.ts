@@ -20,13 +20,18 @@ import type {
   DiskView,
   DriverVm,
   GuestPages,
+  HotFreeze,
+  HotFreezeOptions,
+  HotFreezeStats,
+  LayerUsage,
   MachineStateBlob,
   SnapshotOptions,
   SnapshotOutcome,
   StorageSnapshotMade,
   VmUsageCounters,
 } from '../driver.js';
-import { CMD, CTRL, DEVICE_FIELDS, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
+import { CMD, CTRL, DEVICE_FIELDS, HOT_CMD, HOT_STATE, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
+import { HDR, STAT, WriteBuffer, newHotBuffers } from './hot-buffer.js';
 import { fillGuestMemory } from './content.js';
 import { DISK_WRITE_SIZE } from './guest-workload.js';
 import { seedState } from './prng.js';
@@ -36,6 +41,15 @@ import { writeVmRecord } from './vm-record.js';
 import { waitWhile } from './wait.js';
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** The default bound on a hot freeze's write buffer: about a million buffered writes. */
+export const HOT_BUFFER_BYTES = 64 * 1024 * 1024;
+/** Hot-freeze buffers above this are refused: they live in memory next to the guest's. */
+const HOT_BUFFER_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+const LEVEL_WHAT = {
+  io: 'device and disk caches: the disks take new overlays, device state is held',
+  ram: 'guest RAM: writes go to the write buffer',
+  vcpu: 'vCPU registers: copied as they stand',
+} as const;
 
 /**
  * The vCPU thread first writes its kernel thread id (Linux: /proc/thread-self) into `tidCell`, so the driver can
@@ -56,6 +70,12 @@ function workerFor(data: GuestWorkerData, tidCell: SharedArrayBuffer, transferLi
     boot = `${tid} await import(${JSON.stringify(new URL('./guest-worker.js', here).href)});`;
   }
   return new Worker(boot, { eval: true, workerData: { ...data, tidCell }, transferList });
+}
+
+/** vCPU and device state from machine-state words, as saveState gives it. */
+function stateBlob(words: Uint32Array): MachineStateBlob {
+  const pick = (fields: readonly (keyof typeof MS)[]) => Buffer.from(JSON.stringify(Object.fromEntries(fields.map((f) => [f, words[MS[f]]!]))));
+  return { vcpu: pick(VCPU_FIELDS), devices: pick(DEVICE_FIELDS) };
 }
 
 /** CPU time (ms) of thread `tid` of this process, from the scheduler's statistics; null if unknown. */
@@ -94,6 +114,9 @@ export class SimVm implements DriverVm {
   private tidCell = new Int32Array(new SharedArrayBuffer(4));
   private workerError: Error | undefined;
   private _state: VmRunState = 'suspended';
+  private suspends = 0;
+  /** The hot freeze in force, if any. */
+  private hot: WriteBuffer | undefined;
   readonly id: string;
   readonly spec: VmSpec;
   readonly cloneOf: string;
@@ -196,6 +219,11 @@ export class SimVm implements DriverVm {
       throw err;
     }
     this._state = 'suspended';
+    this.suspends++;
+  }
+
+  get suspendCount(): number {
+    return this.suspends;
   }
 
   /** Stops the vCPU for good (before a destroy or a driver close). */
@@ -362,9 +390,7 @@ export class SimVm implements DriverVm {
   }
 
   saveState(): MachineStateBlob {
-    const pick = (fields: readonly (keyof typeof MS)[]) =>
-      Buffer.from(JSON.stringify(Object.fromEntries(fields.map((f) => [f, this.machine[MS[f]]!]))));
-    return { vcpu: pick(VCPU_FIELDS), devices: pick(DEVICE_FIELDS) };
+    return stateBlob(this.machine);
   }
 
   loadState(state: MachineStateBlob): void {
@@ -411,6 +437,101 @@ export class SimVm implements DriverVm {
   /** Layer ids per disk, bottom first (for tests and diagnostics). */
   diskChains(): string[][] {
     return this.vmDisks.chainIds();
+  }
+
+  storageUsage(): LayerUsage[] {
+    return this.vmDisks.storageUsage();
+  }
+
+  hotFreeze(opts: HotFreezeOptions = {}): Promise<HotFreeze> {
+    return this.exclusive(() => this.hotFreezeNow(opts));
+  }
+
+  private async hotFreezeNow(opts: HotFreezeOptions): Promise<HotFreeze> {
+    const bytes = opts.bufferBytes ?? HOT_BUFFER_BYTES;
+    if (!Number.isInteger(bytes) || bytes < 4096 || bytes > HOT_BUFFER_MAX_BYTES) {
+      throw new InvalidArgumentError(`a hot-freeze buffer must be 4 KiB to ${HOT_BUFFER_MAX_BYTES / 2 ** 30} GiB (got ${bytes})`);
+    }
+    if (!this.live) throw new FailedPreconditionError(`vm ${this.id} is ${this._state}: a hot clone freezes a running VM (clone a suspended one as it is)`);
+    if (this.hot) throw new FailedPreconditionError(`vm ${this.id} is already frozen for another hot clone`);
+    // A merge from an earlier snapshot finishes first, in the worker, so the chains the freeze stacks on are settled.
+    await this.foldDisks();
+    const buffers = newHotBuffers(bytes, MS.length, opts.journal === true);
+    const buf = new WriteBuffer(buffers);
+    const disks = this.vmDisks.freeze({ shareable: true }, this, buffers);
+    this.hot = buf;
+    Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.freeze);
+    Atomics.notify(this.ctrl, CTRL.hotCmd);
+    this.wake();
+    try {
+      await this.waitHot(HOT_STATE.frozen, HANDSHAKE_TIMEOUT_MS);
+    } catch (err) {
+      // The guest never froze (it crashed): the disk snapshot goes; the memory was never frozen.
+      Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.none);
+      this.hot = undefined;
+      await disks.release('abort').catch(() => undefined);
+      throw err;
+    }
+    const at = (i: number) => buf.stats[i]!;
+    const levels = [
+      { level: 'io' as const, what: LEVEL_WHAT.io, frozenAt: at(STAT.ioFrozenAt) },
+      { level: 'ram' as const, what: LEVEL_WHAT.ram, frozenAt: at(STAT.ramFrozenAt) },
+      { level: 'vcpu' as const, what: LEVEL_WHAT.vcpu, frozenAt: at(STAT.vcpuFrozenAt) },
+    ];
+    let stats: Promise<HotFreezeStats> | undefined;
+    return {
+      levels,
+      pages: this.pages(),
+      state: stateBlob(new Uint32Array(buffers.frozenMachine)),
+      disks,
+      bufferedWrites: () => buf.appended,
+      frozenHash: () => this.memoryHash(),
+      unfreeze: () => (stats ??= this.exclusive(() => this.unfreezeNow(buf))),
+      journal: () => buf.journalEntries(),
+    };
+  }
+
+  /** Merges a hot freeze's buffer back: in the worker while the guest runs, here while it is parked or gone. */
+  private async unfreezeNow(buf: WriteBuffer): Promise<HotFreezeStats> {
+    if (this.live) {
+      Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.unfreeze);
+      Atomics.notify(this.ctrl, CTRL.hotCmd);
+      this.wake();
+      // A merge copies 68 bytes per buffered write in steps between guest writes: allow a second per million and more.
+      await this.waitHot(HOT_STATE.live, HANDSHAKE_TIMEOUT_MS + buf.appended / 1000);
+    } else {
+      const t0 = performance.timeOrigin + performance.now();
+      if (buf.stats[STAT.mergeStartAt] === 0) buf.stats[STAT.mergeStartAt] = t0;
+      buf.mergeSome(new Uint32Array(this.buffers.memory), this.dirty, this.pageSize >>> 2, Infinity);
+      buf.stats[STAT.mergeEndAt] = performance.timeOrigin + performance.now();
+      Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.none);
+      Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
+    }
+    this.hot = undefined;
+    const st = buf.stats;
+    return {
+      bufferedWrites: buf.appended,
+      mergedWrites: buf.merged,
+      stallMs: st[STAT.stallMs]!,
+      maxStallMs: st[STAT.maxStallMs]!,
+      fullWaits: Atomics.load(buf.hdr, HDR.fullWaits),
+      frozenMs: st[STAT.mergeEndAt]! - st[STAT.ramFrozenAt]!,
+      mergeMs: st[STAT.mergeEndAt]! - st[STAT.mergeStartAt]!,
+    };
+  }
+
+  /** Waits until the guest acknowledges a hot-freeze state. */
+  private async waitHot(want: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const cur = Atomics.load(this.ctrl, CTRL.hotState);
+      if (cur === want) return;
+      if (this.workerError) throw new InternalError(`vm ${this.id}: guest crashed: ${this.workerError.message}`);
+      if (!this.worker) throw new InternalError(`vm ${this.id}: the guest stopped during a hot freeze`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new InternalError(`vm ${this.id}: guest did not reach hot-freeze state ${want} within ${Math.round(timeoutMs)} ms`);
+      await waitWhile(this.ctrl, CTRL.hotState, cur, Math.min(left, 50));
+    }
   }
 
   /** The disk as it is now, for tests and checks: consistent only while the guest is suspended. */

@@ -24,7 +24,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { write } from 'node:fs';
 import { FailedPreconditionError, InvalidArgumentError, DISK_BLOCK_SIZE, type DiskSpec } from '../../../../shared/src/mod.js';
-import type { DiskInfo, DiskSnapshot, SnapshotOptions, SnapshotOutcome } from '../driver.js';
+import type { DiskInfo, DiskSnapshot, LayerUsage, SnapshotOptions, SnapshotOutcome } from '../driver.js';
 import { ChangeTracker } from './cbt.js';
 import { ChainIo } from './chain-io.js';
 import { readChainRecord, writeChainRecord, type ChainRecord } from './chain-record.js';
@@ -33,6 +33,7 @@ import { writeImage } from './disk-image.js';
 import { ChainView, SimDiskSnapshot, type SnapshotOwner } from './disk-view.js';
 import { LayerFile, ZERO_FLAG, bitmapWords } from './layer-io.js';
 import type { FromWorker, ToWorker, WorkerDisksData } from './layout.js';
+import type { HotBuffers } from './hot-buffer.js';
 import { waitWhile } from './wait.js';
 
 /** How new disks start: with their image's content, blank, or as overlays on shared base chains. */
@@ -167,6 +168,17 @@ export class VmDisks {
   /** Layer ids per disk, bottom first. */
   chainIds(): string[][] {
     return this.chains.map((c) => c.ids());
+  }
+
+  /**
+   * What the disks hold on the datastore, per layer: a layer is shared while it is in the chain's immutable base or
+   * another VM (or a storage snapshot) references it too; the rest is this VM's own.
+   */
+  storageUsage(): LayerUsage[] {
+    this.drain();
+    return this.chains.flatMap((c, d) =>
+      c.layers.map((l, i) => ({ disk: d, id: l.id, bytes: l.dataBytes(), shared: i < c.shared || this.ds.refs(l.id).some((r) => r !== this.ref) })),
+    );
   }
 
   private writeRecord(): void {
@@ -350,9 +362,11 @@ export class VmDisks {
 
   /**
    * The frozen moment (the guest is parked or has no worker; merges are settled): each disk's active layer
-   * becomes read-only and a new empty one goes on top. O(1): no data is copied.
+   * becomes read-only and a new empty one goes on top. O(1): no data is copied. With `hot` (a hot clone) the
+   * guest runs on instead, and the moment is its freeze step (see guest-worker.ts).
    */
-  freeze(opts: SnapshotOptions, owner: SnapshotOwner): DiskSnapshot {
+  freeze(opts: SnapshotOptions, owner: SnapshotOwner, hot?: HotBuffers): DiskSnapshot {
+    if (hot && !this.port) throw new FailedPreconditionError('a hot freeze needs the guest running');
     this.checkOpen();
     this.drain();
     if (this.inflight.size > 0) throw new FailedPreconditionError('a disk merge is still running');
@@ -379,7 +393,14 @@ export class VmDisks {
     // crash in between leaves claimed layers in the shared part, which the next load claims again).
     if (opts.shareable) for (const c of this.chains) for (const l of c.layers.slice(0, c.shared)) this.ds.share(l.id);
     const changes = checkpoint === undefined ? [] : this.trackers.map((t) => t.checkpoint(checkpoint));
-    this.postChains();
+    if (hot) {
+      // A running guest takes the new overlays at its freeze step, with its memory freeze: until then it writes the
+      // frozen layers, which the snapshot is read from only once the guest has acknowledged the freeze.
+      const msg: ToWorker = { t: 'hot', chains: this.workerChains().chains, buffers: hot };
+      this.port!.postMessage(msg);
+    } else {
+      this.postChains();
+    }
     const chains = opts.shareable ? frozen.map((f) => f.layers.map((l) => l.id)) : [];
     const snap = new SimDiskSnapshot(owner, frozen, changes, chains, checkpoint !== undefined, opts.shareable === true);
     this.snapshots.add(snap);
