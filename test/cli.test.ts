@@ -40,6 +40,11 @@ test('--help explains every command', async () => {
   const clone = await cli(['clone', '--help']);
   assert.match(clone.stdout, /--max-downtime-ms N/);
   assert.match(clone.stdout, /--on-non-convergence/);
+  for (const o of ['--hot', '--copy-disks', '--hostname NAME']) assert.match(clone.stdout, new RegExp(o));
+  const vm = await cli(['vm', '--help']);
+  for (const o of ['--hostname NAME', '--mac MAC']) assert.match(vm.stdout, new RegExp(o));
+  assert.match(top.stdout, /\n {2}job +.*job cancel ID/);
+  assert.match((await cli(['job', '--help'])).stdout, /doppel job cancel ID: cancel a running clone or backup/);
   const agent = await cli(['agent', '--help']);
   assert.match(agent.stdout, /--host NAME/);
 });
@@ -97,6 +102,26 @@ test('demo --scenario snapshot-pair: a pair with one timestamp, a storage-only u
   assert.equal(out.update.metadataRevisionUnchanged, true);
   assert.ok(out.update.storageId);
   assert.equal(out.revert.diskHash, out.revert.expectedDiskHash);
+});
+
+test('demo --scenario hot-clone: the frozen image by hash, every buffered write merged, no suspension, a shared base, new identity', async () => {
+  const r = await cli(['demo', '--scenario', 'hot-clone', '--json', '--vm-memory-mib', '64', '--disk-mib', '64', '--disk-write-rate', '300']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  type Out = { ok: boolean; hot: Record<string, unknown> };
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Out;
+  assert.equal(out.ok, true);
+  const h = out.hot;
+  assert.match(String(h.frozenHash), /^[0-9a-f]{64}$/);
+  assert.equal(h.cloneHash, h.frozenHash);
+  assert.ok(Number(h.bufferedWrites) > 0);
+  assert.equal(h.mergedWrites, h.bufferedWrites);
+  assert.equal(typeof h.sourceStallMs, 'number');
+  assert.equal(h.sourceSuspended, false);
+  assert.ok(Number(h.sharedBaseBytes) > 0);
+  assert.ok(Number(h.cloneOverlayBytes) > 0 && Number(h.cloneOverlayBytes) < Number(h.sharedBaseBytes));
+  assert.match(String(h.sourceMac), /^52:54:00(:[0-9a-f]{2}){3}$/);
+  assert.match(String(h.cloneMac), /^52:54:00(:[0-9a-f]{2}){3}$/);
+  assert.notEqual(h.cloneMac, h.sourceMac);
 });
 
 test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {

@@ -21,6 +21,7 @@ import {
   connectNats,
   encodeJson,
   issueCert,
+  newIdentity,
   sendCommand,
   loadDataPlaneProto,
   loadTlsIdentity,
@@ -158,7 +159,7 @@ test('a page stream with the wrong token is refused before it touches its prepar
   try {
     // A clone target, prepared on host-b as the coordinator would for job job-p.
     const source = driverVm(fleet, 'host-a', vm.id).info('host-a');
-    const target = await sendCommand(coord, 'host-b', 'clone.prepare', { jobId: 'job-p', source, name: 'victim-clone' });
+    const target = await sendCommand(coord, 'host-b', 'clone.prepare', { jobId: 'job-p', source, name: 'victim-clone', identity: newIdentity('victim-clone') });
     const clone = driverVm(fleet, 'host-b', target.id);
     const before = await clone.memoryHash();
     const addr = (await c.hosts()).find((h) => h.name === 'host-b')!.dataAddr;

@@ -41,6 +41,7 @@ import { StreamGuard } from './dataplane/guard.js';
 import { probeLink } from './precopy/probe.js';
 import { FAULTS } from './precopy/sender.js';
 import { runCloneJob } from './clone-job.js';
+import { runHotCloneJob } from './hot-clone-job.js';
 import { runBackupJob } from './backup/backup-job.js';
 import { backupFromClone } from './backup/clone-backup.js';
 import { runRestoreJob } from './backup/restore-job.js';
@@ -66,6 +67,8 @@ export class Agent {
   private readonly jobs = new Set<Promise<void>>();
   /** Cancels running clones when the agent stops, so a stop never waits out a long clone. */
   private readonly stopping = new AbortController();
+  /** Per running job: cancels it alone (`doppel job cancel`). */
+  private readonly cancels = new Map<string, AbortController>();
   private js!: JetStreamClient;
   private server: Server | undefined;
   private stopCommands: (() => void) | undefined;
@@ -215,13 +218,26 @@ export class Agent {
   }
 
   /** Runs a background job on a VM: it holds the VM's lock until it ends, and the agent's stop waits for it. */
-  private startJob(vmId: string, what: string, run: () => Promise<void>): void {
-    this.lock(vmId, what);
+  private startJob(vmId: string, what: string, run: () => Promise<void>, jobId = ''): void {
+    try {
+      this.lock(vmId, what);
+    } catch (err) {
+      this.cancels.delete(jobId);
+      throw err;
+    }
     const job = run().finally(() => {
       this.busy.delete(vmId);
       this.jobs.delete(job);
+      this.cancels.delete(jobId);
     });
     this.jobs.add(job);
+  }
+
+  /** The signal a job runs under: the agent's stop, or a cancel of this job alone. */
+  private jobSignal(jobId: string): AbortSignal {
+    const ac = new AbortController();
+    this.cancels.set(jobId, ac);
+    return AbortSignal.any([this.stopping.signal, ac.signal]);
   }
 
   private requireFaultAllowed(fault: string): void {
@@ -240,14 +256,14 @@ export class Agent {
     return Math.max(this.opts.cloneDeadlineMs, 10 * 60_000 + (bytes / 20e6) * 1000);
   }
 
-  private cloneDeps(vm: DriverVm) {
+  private cloneDeps(vm: DriverVm, jobId: string) {
     return {
       js: this.js,
       host: this.opts.host,
       log: this.log,
       deadlineMs: this.jobDeadlineMs(vm),
       switchoverTimeoutMs: this.opts.switchoverTimeoutMs,
-      signal: this.stopping.signal,
+      signal: this.jobSignal(jobId),
       onSettled: () => this.heartbeat('up'),
       transport: this.deps.transport,
     };
@@ -285,6 +301,12 @@ export class Agent {
         if (t && INCOMPLETE_STATES.includes(t)) {
           throw new FailedPreconditionError(`clone '${vm.spec.name}' is ${t}: it can run once its memory and disks arrived`);
         }
+        // Two running NICs with one MAC take each other's traffic.
+        const mac = vm.spec.identity?.mac;
+        const twin = vm.state === 'running' || !mac ? undefined : this.deps.driver.list().find((v) => v.id !== vm.id && v.state === 'running' && v.spec.identity?.mac === mac);
+        if (twin) {
+          throw new FailedPreconditionError(`vm '${vm.spec.name}' has MAC address ${mac}, which vm '${twin.spec.name}' (${twin.id}) already uses, running on host '${this.opts.host}'`);
+        }
         await vm.run();
         this.targets.release(vm.id);
         await this.announce(vm, 'vm.running');
@@ -312,8 +334,9 @@ export class Agent {
           this.busy.delete(vm.id);
         }
       },
-      'clone.prepare': async ({ jobId, source, name }) => {
-        const spec = validateVmSpec({ ...source, name: requireName('clone name', name) });
+      'clone.prepare': async ({ jobId, source, name, identity }) => {
+        // The clone's own identity, from the coordinator (never the source's).
+        const spec = validateVmSpec({ ...source, name: requireName('clone name', name), identity });
         this.checkRoom(spec.memoryMib);
         const vm = await this.deps.driver.create(spec, { incoming: true, cloneOf: source.id });
         this.targets.prepare(jobId, vm, source.host);
@@ -323,10 +346,37 @@ export class Agent {
       'clone.start': async (args) => {
         const vm = this.vm(args.vmId);
         this.checkCloneArgs(vm, args);
-        this.startJob(vm.id, `clone job ${args.jobId}`, () =>
-          runCloneJob(vm, args, { ...this.cloneDeps(vm), client: this.client(args.targetHost, args.targetAddr) }),
+        const deps = this.cloneDeps(vm, args.jobId);
+        this.startJob(vm.id, `clone job ${args.jobId}`, () => runCloneJob(vm, args, { ...deps, client: this.client(args.targetHost, args.targetAddr) }), args.jobId);
+        return { accepted: true as const };
+      },
+      'hotclone.start': async (args) => {
+        const vm = this.vm(args.vmId);
+        const t = this.targets.stateOf(vm.id);
+        if (t && INCOMPLETE_STATES.includes(t)) throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}`);
+        if (vm.state !== 'running') throw new FailedPreconditionError(`vm '${vm.spec.name}' is ${vm.state}: a hot clone freezes a running VM`);
+        requireInt('hot-clone buffer (bytes)', args.bufferBytes, 4096, 4 * 2 ** 30);
+        requireInt('max bandwidth (bytes/s)', args.maxBandwidthBytesPerS, 0, 2 ** 40);
+        const deps = this.cloneDeps(vm, args.jobId);
+        this.startJob(
+          vm.id,
+          `hot clone job ${args.jobId}`,
+          () => runHotCloneJob(vm, args, { ...deps, client: this.client(args.targetHost, args.targetAddr), maxBandwidthBytesPerS: args.maxBandwidthBytesPerS }),
+          args.jobId,
         );
         return { accepted: true as const };
+      },
+      'job.cancel': async ({ jobId }) => {
+        requireName('job id', jobId);
+        const ac = this.cancels.get(jobId);
+        if (!ac) return { cancelled: false };
+        ac.abort(new AbortedError(`job ${jobId} was cancelled`));
+        return { cancelled: true };
+      },
+      'vm.storage': async ({ vmId }) => {
+        const layers = this.vm(vmId).storageUsage();
+        const sum = (shared: boolean) => layers.filter((l) => l.shared === shared).reduce((n, l) => n + l.bytes, 0);
+        return { ownBytes: sum(false), sharedBytes: sum(true), layers };
       },
       'backup.start': async (args) => {
         const vm = this.vm(args.vmId);
@@ -338,13 +388,15 @@ export class Agent {
           if (!args.clone) throw new InvalidArgumentError('a clone-mode backup needs its clone arguments');
           this.checkCloneArgs(vm, args.clone);
         }
+        const deps = this.cloneDeps(vm, args.jobId);
         this.startJob(vm.id, `backup job ${args.jobId}`, () =>
           runBackupJob(vm, args, {
-            ...this.cloneDeps(vm),
+            ...deps,
             nc: this.deps.nc,
             heartbeatMs: this.opts.heartbeatMs,
             ...(args.clone ? { client: this.client(args.clone.targetHost, args.clone.targetAddr) } : {}),
           }),
+          args.jobId,
         );
         return { accepted: true as const };
       },
@@ -366,7 +418,7 @@ export class Agent {
         }
       },
       'vm.restore': async (args) => {
-        const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name) });
+        const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name), identity: args.identity });
         const names = (disks: readonly { name: string }[]) => disks.map((d) => d.name).join(',');
         if (names(spec.disks) !== names(args.backup.disks)) {
           throw new InvalidArgumentError(`backup ${args.backup.id} holds disks [${names(args.backup.disks)}] but its configuration names [${names(spec.disks)}]`);

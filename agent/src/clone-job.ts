@@ -26,6 +26,18 @@ export interface CloneJobDeps {
   onSettled: () => void;
 }
 
+/** The clone's memory hash, computed on the target before the clone first runs. */
+export function cloneMemoryHash(
+  client: DataPlaneClient,
+  args: { jobId: string; targetHost: string; targetVmId: string; tokens: { verify: string } },
+): Promise<{ memoryHash: string; hashMs: number }> {
+  return new Promise((resolve, reject) => {
+    client.verifyClone({ jobId: args.jobId, targetVmId: args.targetVmId }, streamTokenMetadata(args.tokens.verify), { deadline: Date.now() + 120_000 }, (err, r) =>
+      err || !r ? reject(fromServiceError(err, `verify on ${args.targetHost}`)) : resolve(r),
+    );
+  });
+}
+
 export interface LiveClone {
   stats: CloneStats;
   /** The source's disks at the switchover; the caller releases it. */
@@ -71,11 +83,7 @@ export async function liveClone(
     });
     if (!snapshot) throw new Error('the pre-copy ended without a disk snapshot');
     if (args.verify) {
-      const reply = await new Promise<{ memoryHash: string; hashMs: number }>((resolve, reject) => {
-        client.verifyClone({ jobId: args.jobId, targetVmId: args.targetVmId }, streamTokenMetadata(args.tokens.verify), { deadline: Date.now() + 120_000 }, (err, r) =>
-          err || !r ? reject(fromServiceError(err, `verify on ${args.targetHost}`)) : resolve(r),
-        );
-      });
+      const reply = await cloneMemoryHash(client, args);
       stats.cloneHash = reply.memoryHash;
       stats.verifyMs += reply.hashMs;
       if (stats.cloneHash !== stats.sourceHash) {

@@ -12,6 +12,7 @@ import type { CoordinatorClient as RawClient } from '../../shared/src/gen/doppel
 import type { Host__Output } from '../../shared/src/gen/doppel/v1/Host.js';
 import type { VM__Output } from '../../shared/src/gen/doppel/v1/VM.js';
 import type { Job__Output } from '../../shared/src/gen/doppel/v1/Job.js';
+import type { VMStorage__Output } from '../../shared/src/gen/doppel/v1/VMStorage.js';
 import type { Event__Output } from '../../shared/src/gen/doppel/v1/Event.js';
 import type { CloneVMRequest } from '../../shared/src/gen/doppel/v1/CloneVMRequest.js';
 import type { ListHostsResponse__Output } from '../../shared/src/gen/doppel/v1/ListHostsResponse.js';
@@ -108,6 +109,15 @@ export class CoordinatorClient {
 
   job(id: string): Promise<Job__Output> {
     return this.call<Job__Output>((o, cb) => this.raw.getJob({ id }, o, cb));
+  }
+
+  /** Cancels a running clone or backup job (the source keeps running). */
+  vmStorage(vm: string): Promise<VMStorage__Output> {
+    return this.call<VMStorage__Output>((o, cb) => this.raw.getVmStorage({ vm }, o, cb));
+  }
+
+  cancelJob(id: string): Promise<Job__Output> {
+    return this.call<Job__Output>((o, cb) => this.raw.cancelJob({ id }, o, cb));
   }
 
   async jobs(limit = 100): Promise<Job__Output[]> {

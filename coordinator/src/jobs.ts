@@ -74,7 +74,7 @@ export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefin
   const running = { ...job, state: 'running' as const };
   switch (ev.type) {
     case 'clone.started':
-      return { ...running, phase: 'pre-copy', progress: 0 };
+      return { ...running, phase: job.kind === 'hot-clone' ? 'freeze' : 'pre-copy', progress: 0 };
     case 'clone.round':
       return { ...running, phase: 'pre-copy', currentRound: ev.round, lastRoundPages: ev.pages };
     case 'clone.switchover':
@@ -83,6 +83,12 @@ export function applyEvent(job: JobRecord, ev: DoppelEvent): JobRecord | undefin
       return { ...running, phase: job.kind === 'backup' ? 'snapshot' : 'disk-copy', progress: 1 };
     case 'clone.completed':
       return { ...job, state: 'completed', phase: 'done', progress: 1, stats: ev.stats };
+    case 'clone.frozen':
+      return { ...running, phase: 'memory-copy', progress: 0 };
+    case 'clone.memory-copied':
+      return { ...running, phase: 'disk-copy', progress: 0.5 };
+    case 'clone.hot-completed':
+      return { ...job, state: 'completed', phase: 'done', progress: 1, hot: ev.hot };
     case 'backup.progress':
     case 'restore.progress':
       return { ...running, phase: ev.phase, progress: ev.progress };

@@ -28,6 +28,7 @@ import {
   type NatsConnection,
   type VmInfo,
   type VmSpecInput,
+  type VmStorage,
   AlreadyExistsError,
   RepositoryClient,
   type AgentCommands,
@@ -39,6 +40,10 @@ import {
   type CloneStreamTokens,
   type StreamTokenSigner,
   type Transport,
+  type VmIdentity,
+  hostnameFromName,
+  newIdentity,
+  requireHostname,
 } from '../../shared/src/mod.js';
 import type { Catalog } from './catalog.js';
 import { verifyInRepository, type VerifyReport } from './verify.js';
@@ -46,6 +51,8 @@ import { SnapshotService } from './snapshots.js';
 import { HostRegistry } from './registry.js';
 import { JobStore } from './jobs.js';
 import { pickHost, predict, roomProblem } from './planner.js';
+import { HOT_BUFFER_BYTES, planHotClone } from './hot-clone.js';
+import { IdentityAllocator } from './identities.js';
 
 export interface CloneRequest {
   vm: string;
@@ -57,9 +64,16 @@ export interface CloneRequest {
   cloneName?: string;
   fault?: string;
   maxBandwidthMbps?: number;
+  /** The clone's hostname (default: the clone's name). */
+  hostname?: string;
+  /** A hot clone (seed 004): the source is never suspended. */
+  hot?: boolean;
+  /** With hot: copy the disks in full to a target that does not share the source's datastore. */
+  copyDisks?: boolean;
 }
 
-export type CreateVmRequest = VmSpecInput & { host?: string };
+/** A new VM; its identity is made here: `hostname` (default: the name) and `mac` (default: a new one unique in the fleet). */
+export type CreateVmRequest = VmSpecInput & { host?: string; hostname?: string; mac?: string };
 
 export interface BackupRequest {
   vm: string;
@@ -86,6 +100,8 @@ interface PlannedClone {
   source: HostRecord;
   target: HostRecord;
   cloneName: string;
+  /** The clone's hostname as asked (checked in prepareClone); default: the clone's name. */
+  hostname?: string;
   capBytesPerS: number;
   linked: boolean;
   verify: boolean;
@@ -120,6 +136,7 @@ function newJob(kind: JobKind, vm: { id: string }, source: HostRecord, plan: Par
       ...plan,
     },
     stats: null,
+    hot: null,
     error: '',
     errorName: '',
     currentRound: 0,
@@ -170,6 +187,9 @@ export class CoordinatorService {
 
   readonly snapshots: SnapshotService;
 
+  /** New VM identities with MACs unique in the fleet. */
+  private readonly identities = new IdentityAllocator(() => this.d.registry.list());
+
   constructor(private readonly d: ServiceDeps) {
     this.snapshots = new SnapshotService({
       nc: d.nc,
@@ -203,10 +223,19 @@ export class CoordinatorService {
   }
 
   async createVm(req: CreateVmRequest): Promise<VmInfo> {
-    const spec = validateVmSpec({ ...req, vcpus: req.vcpus || 1 });
+    const spec = validateVmSpec({ ...req, vcpus: req.vcpus || 1, identity: null });
+    const hostname = req.hostname ? requireHostname(req.hostname) : hostnameFromName(spec.name);
     if (await this.d.registry.findVm(spec.name)) throw new InvalidArgumentError(`a VM named '${spec.name}' already exists`);
     const host = req.host ? await this.upHost(req.host, 'target') : pickHost(await this.d.registry.list(), spec.memoryMib, '');
-    return sendCommand(this.d.nc, host.name, 'vm.create', spec, 60_000);
+    const identity: VmIdentity = req.mac
+      ? { ...newIdentity(hostname), mac: await this.identities.claim(req.mac, spec.name) }
+      : await this.identities.allocate(spec.name, hostname);
+    try {
+      return await sendCommand(this.d.nc, host.name, 'vm.create', { ...spec, identity }, 60_000);
+    } catch (err) {
+      this.identities.release(identity.mac, err);
+      throw err;
+    }
   }
 
   private async locate(ref: string): Promise<{ vm: VmInfo; host: HostRecord }> {
@@ -219,7 +248,21 @@ export class CoordinatorService {
 
   async runVm(ref: string): Promise<VmInfo> {
     const { vm, host } = await this.locate(ref);
+    // Two running NICs with one MAC take each other's traffic. (An agent older than identities reports none.)
+    const mac = (vm.identity as VmIdentity | undefined)?.mac;
+    const other = vm.state !== 'running' && mac ? await this.identities.runningWithMac(mac, vm.id) : undefined;
+    if (other) {
+      throw new FailedPreconditionError(
+        `vm '${vm.name}' has MAC address ${mac}, which vm '${other.vm.name}' (${other.vm.id}) already uses, running on host '${other.host.name}'; stop or destroy that VM first`,
+      );
+    }
     return sendCommand(this.d.nc, host.name, 'vm.run', { vmId: vm.id });
+  }
+
+  /** What the VM's disks hold on its host's datastore: its own overlays and the shared bases it reads. */
+  async vmStorage(ref: string): Promise<VmStorage> {
+    const { vm, host } = await this.locate(ref);
+    return sendCommand(this.d.nc, host.name, 'vm.storage', { vmId: vm.id });
   }
 
   async destroyVm(ref: string): Promise<{ destroyed: boolean }> {
@@ -280,6 +323,7 @@ export class CoordinatorService {
       target = pickHost(await this.d.registry.list(), vm.memoryMib, source.name);
     }
     const cloneName = requireName('clone name', req.cloneName || `${vm.name.slice(0, 40)}-clone-${newId('x').slice(-6)}`);
+    const hostname = req.hostname ? requireHostname(req.hostname) : hostnameFromName(cloneName);
 
     const capBytesPerS = capMbps * 1e6;
     const [bandwidthBytesPerS, dirty] = await Promise.all([
@@ -313,19 +357,24 @@ export class CoordinatorService {
       warning,
     });
     const linked = source.datastore !== '' && source.datastore === target.datastore;
-    return { job, vm, source, target, cloneName, capBytesPerS, linked, verify: req.verify === true, fault: req.fault ?? '' };
+    return { job, vm, source, target, cloneName, hostname, capBytesPerS, linked, verify: req.verify === true, fault: req.fault ?? '' };
   }
 
   /** Stores the job and has the target create the clone VM, suspended. */
   private async prepareClone(pc: PlannedClone): Promise<CloneStartArgs> {
     const { job, vm, source, target } = pc;
     const log = this.d.log.child({ jobId: job.id, vm: vm.id });
+    const hostname = pc.hostname ? requireHostname(pc.hostname) : hostnameFromName(pc.cloneName);
     if (job.plan.warning) log.warn(job.plan.warning);
     await this.d.jobs.create(job);
     let clone: VmInfo;
+    let identity: VmIdentity | undefined;
     try {
-      clone = await sendCommand(this.d.nc, target.name, 'clone.prepare', { jobId: job.id, source: vm, name: pc.cloneName });
+      // The clone is another machine on the network: a new UUID, MAC and machine id; the source keeps its own.
+      identity = await this.identities.allocate(pc.cloneName, hostname);
+      clone = await sendCommand(this.d.nc, target.name, 'clone.prepare', { jobId: job.id, source: vm, name: pc.cloneName, identity });
     } catch (err) {
+      if (identity) this.identities.release(identity.mac, err);
       await this.failJob(job.id, err);
       throw err;
     }
@@ -355,7 +404,7 @@ export class CoordinatorService {
   }
 
   /** Hands a prepared job to its source agent; on refusal the clone VM goes and the job fails. */
-  private async startOnSource<Op extends 'clone.start' | 'backup.start'>(
+  private async startOnSource<Op extends 'clone.start' | 'hotclone.start' | 'backup.start'>(
     job: JobRecord,
     op: Op,
     args: AgentCommands[Op]['args'],
@@ -374,6 +423,7 @@ export class CoordinatorService {
   }
 
   async cloneVm(req: CloneRequest): Promise<JobRecord> {
+    if (req.hot) return this.hotCloneVm(req);
     const pc = await this.planClone(req, 'clone');
     const args = await this.prepareClone(pc);
     return this.startOnSource(pc.job, 'clone.start', args);
@@ -463,15 +513,18 @@ export class CoordinatorService {
     if (problem) throw new ResourceExhaustedError(problem);
     const name = requireName('VM name', req.asName || `${backup.vmName.slice(0, 40)}-restored-${newId('x').slice(-4)}`);
     if (await this.d.registry.findVm(name)) throw new AlreadyExistsError(`a VM named '${name}' already exists`);
+    // The restored VM is a new machine beside the source (which may still run): its own identity. The backup keeps the source's.
+    const identity = await this.identities.allocate(name, hostnameFromName(name));
     const job: JobRecord = {
       ...newJob('restore', { id: backup.vm }, host, {}),
       restore: { backupId: backup.id, targetHost: host.name, vmName: name, vmId: '', diskHashes: [], hashesMatch: false, bytesWritten: 0, ms: 0 },
     };
     await this.d.jobs.create(job);
     try {
-      const r = await sendCommand(this.d.nc, host.name, 'vm.restore', { jobId: job.id, backup, name, start: req.start === true }, 60_000);
+      const r = await sendCommand(this.d.nc, host.name, 'vm.restore', { jobId: job.id, backup, name, start: req.start === true, identity }, 60_000);
       await this.d.jobs.update(job.id, (j) => ({ ...j, state: j.state === 'pending' ? 'running' : j.state, restore: j.restore && { ...j.restore, vmId: r.vm.id } }));
     } catch (err) {
+      this.identities.release(identity.mac, err);
       await this.failJob(job.id, err);
       throw err;
     }
@@ -535,4 +588,64 @@ export class CoordinatorService {
       messages.stop();
     }
   }
+
+  /**
+   * A hot clone (seed 004): the source is frozen but never suspended; its memory image goes to the target and the
+   * clone overlays the frozen disks on the shared datastore (or gets a full copy with copyDisks). No pre-copy, so no
+   * bandwidth probe or dirty-rate measurement: the memory is frozen while it is copied.
+   */
+  private async hotCloneVm(req: CloneRequest): Promise<JobRecord> {
+    const capMbps = requireInt('max bandwidth (MB/s)', req.maxBandwidthMbps ?? 0, 0, 1_000_000);
+    if (req.fault) throw new InvalidArgumentError('fault injection applies to pre-copy clones, not hot clones');
+    const { vm, host: source } = await this.locate(req.vm);
+    let target: HostRecord;
+    if (req.targetHost) {
+      target = await this.upHost(req.targetHost, 'target');
+      const problem = roomProblem(target, vm.memoryMib);
+      if (problem) throw new ResourceExhaustedError(problem);
+    } else {
+      // Another host on the same datastore when there is one: the clone then needs no disk copy.
+      const hosts = await this.d.registry.list();
+      const sameStore = hosts.filter((h) => h.datastore === source.datastore || h.name === source.name);
+      target = pickHost(req.copyDisks ? hosts : sameStore.length > 0 ? sameStore : hosts, vm.memoryMib, source.name);
+    }
+    const { linked } = planHotClone(vm, source, target, req.copyDisks === true);
+    const cloneName = requireName('clone name', req.cloneName || `${vm.name.slice(0, 40)}-hot-${newId('x').slice(-6)}`);
+    const job = newJob('hot-clone', vm, source, { targetHost: target.name });
+    const capBytesPerS = capMbps * 1e6;
+    const hostname = req.hostname ? requireHostname(req.hostname) : hostnameFromName(cloneName);
+    const pc: PlannedClone = { job, vm, source, target, cloneName, hostname, capBytesPerS, linked, verify: req.verify === true, fault: '' };
+    const c = await this.prepareClone(pc);
+    return this.startOnSource(job, 'hotclone.start', {
+      jobId: c.jobId,
+      vmId: c.vmId,
+      targetHost: c.targetHost,
+      targetAddr: c.targetAddr,
+      targetVmId: c.targetVmId,
+      linked,
+      verify: pc.verify,
+      bufferBytes: HOT_BUFFER_BYTES,
+      maxBandwidthBytesPerS: capBytesPerS,
+      tokens: c.tokens,
+    });
+  }
+
+  /**
+   * Cancels a running clone or backup: its source agent stops the streams, the source VM runs on with all its
+   * writes, and the half-made clone is removed when the job fails.
+   */
+  async cancelJob(id: string): Promise<JobRecord> {
+    const job = await this.getJob(id);
+    if (job.state === 'completed' || job.state === 'failed') throw new FailedPreconditionError(`job '${job.id}' has already ${job.state}`);
+    if (job.kind === 'restore') throw new FailedPreconditionError(`job '${job.id}' is a restore; a restore cannot be cancelled (destroy the restored VM afterwards)`);
+    const { cancelled } = await sendCommand(this.d.nc, job.plan.sourceHost, 'job.cancel', { jobId: job.id }, 10_000);
+    if (!cancelled) {
+      const now = await this.getJob(id);
+      if (now.state === 'completed' || now.state === 'failed') throw new FailedPreconditionError(`job '${job.id}' has already ${now.state}`);
+      throw new FailedPreconditionError(`job '${job.id}' is not running on host '${job.plan.sourceHost}' (it may be starting; try again)`);
+    }
+    this.d.log.info({ jobId: job.id, kind: job.kind }, 'job cancelled');
+    return this.getJob(id);
+  }
+
 }

@@ -1,5 +1,6 @@
 /** The public face of doppel's shared package: protocol types, framing, errors, logging, NATS and gRPC helpers. */
 export * from './errors.js';
+export * from './identity.js';
 export * from './ids.js';
 export * from './logging.js';
 export * from './protocol/subjects.js';

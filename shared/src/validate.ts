@@ -1,5 +1,6 @@
 /** Input checks shared by every API surface; each failure names the field and the allowed range. */
 import { InvalidArgumentError } from './errors.js';
+import { validateIdentity, type VmIdentity } from './identity.js';
 import { isValidName } from './protocol/subjects.js';
 import { WORKLOAD_PATTERNS, type DiskSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
 
@@ -55,9 +56,10 @@ function validateDisks(disks: readonly Partial<DiskSpec>[] | null | undefined): 
 
 /** Checks and normalises a VM spec (fills defaults for vcpus and workload). */
 /** A VM spec as a caller may give it: anything may be missing until validated. */
-export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks'>> & {
+export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks' | 'identity'>> & {
   workload?: { dirtyRate?: number; pattern?: string; seed?: number; diskWriteRate?: number } | null;
   disks?: Partial<DiskSpec>[] | null;
+  identity?: Partial<VmIdentity> | null;
 };
 
 export function validateVmSpec(spec: VmSpecInput): VmSpec {
@@ -73,5 +75,7 @@ export function validateVmSpec(spec: VmSpecInput): VmSpec {
       diskWriteRate: requireInt('disk write rate (writes/s)', w.diskWriteRate ?? 0, VM_LIMITS.diskWriteRate.min, VM_LIMITS.diskWriteRate.max),
     },
     disks: validateDisks(spec.disks),
+    // Checked when given; a spec without one stays without (the driver gives the VM one).
+    ...(spec.identity === undefined || spec.identity === null ? {} : { identity: validateIdentity(spec.identity, 'identity') }),
   };
 }

@@ -188,9 +188,10 @@ export async function runPrecopy(vm: DriverVm, client: DataPlaneClient, opts: Pr
   }
 }
 
-type Flush = (round: number) => Promise<void>;
+export type Flush = (round: number) => Promise<void>;
 
-async function sendAll(pages: GuestPages, enc: PageBatchEncoder, round: number, flush: Flush): Promise<number> {
+/** Every page of `pages` into the encoder, flushing full batches. */
+export async function sendAll(pages: GuestPages, enc: PageBatchEncoder, round: number, flush: Flush): Promise<number> {
   for (let i = 0; i < pages.pageCount; i++) {
     enc.add(i, pages.page(i));
     if (enc.full) await flush(round);

@@ -429,8 +429,10 @@ export class StorageSnapshots {
     const vm = this.findVm(vmRef);
     if (vm.id !== rec.vm) throw new FailedPreconditionError(`storage snapshot '${id}' is of vm '${rec.vm}', not of vm '${vm.id}'`);
     if (rec.state !== 'committed') throw new FailedPreconditionError(`storage snapshot '${id}' is still pending: it has no metadata snapshot yet`);
-    if (!isDeepStrictEqual(plain(args.config), plain(vm.spec))) {
-      const cfg = (args.config ?? {}) as unknown as Record<string, unknown>;
+    // A metadata snapshot taken before VMs had identities carries none: the VM's own stands in.
+    const config = args.config && !args.config.identity ? { ...args.config, identity: vm.spec.identity } : args.config;
+    if (!isDeepStrictEqual(plain(config), plain(vm.spec))) {
+      const cfg = (config ?? {}) as unknown as Record<string, unknown>;
       const spec = vm.spec as unknown as Record<string, unknown>;
       const differ = [...new Set([...Object.keys(cfg), ...Object.keys(spec)])].filter((k) => !isDeepStrictEqual(plain(cfg[k]), plain(spec[k])));
       throw new FailedPreconditionError(

@@ -59,6 +59,8 @@ export async function vmsCommand(argv: string[]): Promise<number> {
         name: v.name,
         host: v.host,
         state: v.state,
+        hostname: v.hostname,
+        mac: v.mac,
         memory: `${v.memoryMib} MiB`,
         workload: v.workload ? `${v.workload.dirtyRate} pages/s ${v.workload.pattern}, ${v.workload.diskWriteRate} disk writes/s` : '',
         disks: v.disks.map((d) => `${d.name}:${d.sizeMib}M`).join(' '),
@@ -82,6 +84,9 @@ doppel vm destroy VM: stop and remove a VM (refused while a job runs on it).
   --disk NAME:MIB[:IMAGE]  a disk (repeatable; default one 64 MiB disk 'disk0' of image 'base');
                        IMAGE names a template: VMs of one image share their base blocks
   --disk-write-rate N  4 KiB disk writes per second the guest makes (default 0)
+  --hostname NAME      the guest's hostname, an RFC 1123 label (default: the VM's name)
+  --mac MAC            the NIC's MAC address xx:xx:xx:xx:xx:xx, refused if a VM in the fleet has it
+                       (default: a new one under 52:54:00, unique in the fleet)
 ${API_COMMON_HELP}`;
 
 /** Parses --disk NAME:MIB[:IMAGE]. */
@@ -102,6 +107,8 @@ export async function vmCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     disk: { type: 'string', multiple: true },
     'disk-write-rate': { type: 'string' },
+    hostname: { type: 'string' },
+    mac: { type: 'string' },
   });
   const [sub, name] = p.positionals;
   if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
@@ -128,10 +135,12 @@ export async function vmCommand(argv: string[]): Promise<number> {
             diskWriteRate: int(p, 'disk-write-rate', 0),
           },
           disks: list(p, 'disk').map(diskOption),
+          hostname: str(p, 'hostname'),
+          mac: str(p, 'mac'),
         }),
   );
   if (flag(p, 'json')) return printJson(vm), 0;
-  console.log(`vm ${vm.name} (${vm.id}) is ${vm.state} on ${vm.host}`);
+  console.log(`vm ${vm.name} (${vm.id}) is ${vm.state} on ${vm.host}; hostname ${vm.hostname || '-'}, MAC ${vm.mac || '-'}`);
   return 0;
 }
 
@@ -142,6 +151,13 @@ waits, suspended, until 'doppel vm run CLONE'.
 
   --to HOST                 target host (default: the host with the most free memory)
   --name NAME               the clone's name (default VM-clone-XXXXXX)
+  --hostname NAME           the clone's hostname (default: its name); the clone always gets a new
+                            UUID, MAC address and machine id
+  --hot                     hot clone (seed 004): the source never stops; its memory writes are buffered
+                            while the frozen image is copied, then merged back; disks share a
+                            copy-on-write base on a shared datastore
+  --copy-disks              with --hot, copy the disks in full to a target that does not see the
+                            source's datastore
   --max-downtime-ms N       allowed switchover time (default 300)
   --max-rounds N            pre-copy round limit (default 30)
   --on-non-convergence P    refuse (default) | warn: what to do when pre-copy is not predicted to converge
@@ -162,6 +178,9 @@ export async function cloneCommand(argv: string[]): Promise<number> {
     verify: { type: 'boolean' },
     wait: { type: 'boolean' },
     fault: { type: 'string' },
+    hostname: { type: 'string' },
+    hot: { type: 'boolean' },
+    'copy-disks': { type: 'boolean' },
   });
   const vm = p.positionals[0];
   if (flag(p, 'help') || !vm) return void console.log(CLONE_HELP), vm || flag(p, 'help') ? 0 : 2;
@@ -176,6 +195,9 @@ export async function cloneCommand(argv: string[]): Promise<number> {
       maxBandwidthMbps: int(p, 'max-bandwidth-mbps', 0),
       verify: flag(p, 'verify'),
       fault: str(p, 'fault'),
+      hostname: str(p, 'hostname'),
+      hot: flag(p, 'hot'),
+      copyDisks: flag(p, 'copy-disks'),
     });
     if (job.plan?.warning) console.error(`warning: ${job.plan.warning}`);
     if (flag(p, 'wait')) {
@@ -238,10 +260,24 @@ export async function jobsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+export const JOB_HELP = `doppel job ID: show one job.
+doppel job cancel ID: cancel a running clone or backup; the source VM keeps running and the
+half-made clone is removed.
+
+${API_COMMON_HELP}`;
+
 export async function jobCommand(argv: string[]): Promise<number> {
   const p = parse(argv, COMMON);
-  const id = p.positionals[0];
-  if (flag(p, 'help') || !id) return void console.log(`doppel job ID: show one job.\n\n${API_COMMON_HELP}`), id || flag(p, 'help') ? 0 : 2;
+  const [first, second] = p.positionals;
+  if (flag(p, 'help') || !first) return void console.log(JOB_HELP), first || flag(p, 'help') ? 0 : 2;
+  if (first === 'cancel') {
+    if (!second) throw new InvalidArgumentError('doppel job cancel needs a job id');
+    const job = await withClient(p, (c) => c.cancelJob(second));
+    if (flag(p, 'json')) return printJson(job), 0;
+    printJob(job);
+    return 0;
+  }
+  const id = first;
   const job = await withClient(p, (c) => c.job(id));
   if (flag(p, 'json')) return printJson(job), 0;
   printJob(job);

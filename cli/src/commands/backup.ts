@@ -121,7 +121,9 @@ export const RESTORE_HELP = `doppel restore BACKUP --to HOST [--as NAME] [--star
 
 The VM gets the backup's configuration and disks. Every chunk is checked against
 its SHA-256 as it arrives and the restored disks are read back and hashed: a
-restore that would give wrong bytes fails and removes the VM.
+restore that would give wrong bytes fails and removes the VM. The VM is a new
+machine beside the source: it gets a new UUID, MAC address and machine id, and its
+name as hostname (the backup keeps the source's identity).
 
   --to HOST       the host to restore to (required)
   --as NAME       the new VM's name (default: the backed-up VM's name, -restored-XXXX)

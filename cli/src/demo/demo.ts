@@ -5,11 +5,13 @@ import { flag, int, parse, str } from '../args.js';
 import { cloneScenario, type DemoArgs } from './clone-scenario.js';
 import { backupScenario } from './backup-scenario.js';
 import { snapshotScenario } from './snapshot-scenario.js';
+import { hotScenario } from './hot-scenario.js';
 
 /** Scenarios; the last is the default (the live clone-backup, the product's main job). */
 const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Record<string, unknown>>> = {
   clone: cloneScenario,
   'snapshot-pair': snapshotScenario,
+  'hot-clone': hotScenario,
   'clone-backup': backupScenario,
 };
 const DEFAULT_SCENARIO = Object.keys(SCENARIOS).at(-1)!;
@@ -49,6 +51,16 @@ Fields: pair.storageId, pair.metadataId, pair.storageTimestamp, pair.metadataTim
 pair.metadataStore, update.storageId, update.linkedMetadataId, update.metadataRevisionUnchanged,
 revert.diskHash (the VM's disk after the revert), revert.expectedDiskHash (the snapshot's).
 
+Scenario 'hot-clone' (seed 004): host-a and host-b share a datastore. The VM is cloned to
+host-b without ever being suspended: its disks, RAM and vCPU freeze (slowest first), the
+frozen image is copied while the guest's writes go to a buffer, the buffer is merged back,
+and the clone overlays the frozen disk with a new UUID, MAC, hostname and machine-id; then
+it runs. Fields: hot.frozenHash, hot.cloneHash (equal), hot.levels, hot.bufferedWrites,
+hot.mergedWrites (equal), hot.sourceStallMs (time the source guest could not write),
+hot.sourceSuspended (false), hot.sharedBaseBytes (the frozen base both read),
+hot.cloneOverlayBytes (what the clone holds of its own after 1 s of running),
+hot.sourceMac, hot.cloneMac (and uuid, hostname, machine-id of both).
+
 Scenario 'clone' fields: clone.rounds, clone.pagesPerRound, clone.bytesRaw,
 clone.bytesWire, clone.downtimeMs (source suspended to resumed, without
 verification), clone.totalMs, clone.verifyMs, clone.sourceHash (the source's
@@ -84,7 +96,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const json = flag(p, 'json');
   const t0 = performance.now();
   console.log(`doppel demo: scenario '${scenario}' — starting a private fleet (nats-server, coordinator, host-a, host-b)…`);
-  const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: Math.max(1024, args.vmMemoryMib * 2) });
+  // A hot clone overlays the source's frozen disk: its scenario's hosts share a datastore.
+  const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: Math.max(1024, args.vmMemoryMib * 2), sharedDatastore: scenario === 'hot-clone' });
   let result: Record<string, unknown>;
   let ok = false;
   try {

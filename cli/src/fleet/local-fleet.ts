@@ -49,8 +49,11 @@ export interface LocalFleetOptions {
   agentMemoryMib?: number;
   /** Where child processes write their logs (process mode); a temp dir by default. */
   logDir?: string;
-  /** All agents mount one datastore (as hosts on shared storage do): clones get overlays instead of disk copies. */
-  sharedDatastore?: boolean;
+  /**
+   * All agents (true), or the agents named, mount one datastore (as hosts on shared storage do): clones between them
+   * get overlays instead of disk copies. The others keep their own.
+   */
+  sharedDatastore?: boolean | readonly string[];
   /** The coordinator's repository directory (default: `repo` in the fleet's temp dir). */
   repoDir?: string;
   /** Use this external repository address instead of one inside the coordinator. */
@@ -270,7 +273,9 @@ export class LocalFleet {
   async startAgent(host: string, overrides: { memoryMib?: number } = {}): Promise<void> {
     const memoryMib = overrides.memoryMib ?? this.opts.agentMemoryMib;
     const dataDir = path.join(await this.dataRoot, host);
-    const datastoreDir = this.opts.sharedDatastore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
+    const shared = this.opts.sharedDatastore;
+    const sharesStore = shared === true || (Array.isArray(shared) && shared.includes(host));
+    const datastoreDir = sharesStore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
     if (this.mode === 'in-process') {
       const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`, {
         ...this.natsCreds(host),

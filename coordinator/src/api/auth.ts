@@ -1,7 +1,7 @@
 /**
  * Who may call the coordinator's API. Two roles: `reader` (lists, shows,
  * watches, verifies) and `admin` (everything that changes the fleet: create,
- * run, destroy, clone, back up, restore). A caller proves its role with a client
+ * run, destroy, clone, cancel a job, back up, restore). A caller proves its role with a client
  * certificate of the fleet CA whose OU is the role, or with a bearer token from
  * the tokens file. Open (no checks) only for a local fleet or `--insecure`
  * without a tokens file.
@@ -28,6 +28,7 @@ export type ApiRole = 'reader' | 'admin';
 const READ_CALLS = new Set([
   'ListHosts',
   'ListVMs',
+  'GetVMStorage',
   'GetJob',
   'ListJobs',
   'WatchEvents',

@@ -1,5 +1,5 @@
 /** Plain records to the API's message shapes (the same for gRPC and JSON). */
-import type { BackupRecord, HostRecord, JobRecord, StorageSnapshotRecord, VmInfo } from '../../../shared/src/mod.js';
+import type { BackupRecord, HostRecord, JobRecord, StorageSnapshotRecord, VmInfo, VmSpec } from '../../../shared/src/mod.js';
 import type { Metadata, RevertResult } from '../snapshots.js';
 import type { RevertSnapshotResponse } from '../../../shared/src/gen/doppel/v1/RevertSnapshotResponse.js';
 import type { StorageSnapshot } from '../../../shared/src/gen/doppel/v1/StorageSnapshot.js';
@@ -28,18 +28,27 @@ export function hostMessage(h: HostRecord): Host {
   };
 }
 
+type FlatIdentity = { uuid: string; mac: string; hostname: string; machineId: string };
+
+/** A VM's configuration as the API shows it: the identity's fields flat (uuid, mac, hostname, machineId; '' when it has none). */
+function specMessage<T extends VmSpec>(s: T): Omit<T, 'identity'> & FlatIdentity {
+  const { identity, ...rest } = s;
+  return { ...rest, uuid: identity?.uuid ?? '', mac: identity?.mac ?? '', hostname: identity?.hostname ?? '', machineId: identity?.machineId ?? '' };
+}
+
 export function vmMessage(v: VmInfo): VM {
-  return { ...v };
+  return specMessage(v);
 }
 
 export function backupMessage(b: BackupRecord): Backup {
-  return { ...b, stats: { ...b.stats, clone: b.stats.clone ?? undefined } };
+  return { ...b, spec: specMessage(b.spec), stats: { ...b.stats, clone: b.stats.clone ?? undefined } };
 }
 
 export function jobMessage(j: JobRecord): Job {
   return {
     ...j,
     stats: j.stats ?? undefined,
+    hot: j.hot ?? undefined,
     backup: j.backup ? { ...j.backup, result: j.backup.result ? backupMessage(j.backup.result) : undefined } : undefined,
     restore: j.restore ?? undefined,
   };
@@ -61,7 +70,7 @@ export function metadataSnapshotMessage(m: Metadata): MetadataSnapshot {
     vmName: r.vmName,
     host: r.host,
     timestamp: r.timestamp,
-    config: vmMessage({ ...r.config, id: r.vm, host: r.host, state: r.execution.runState, cloneOf: '', networkIsolated: false }),
+    config: { ...specMessage(r.config), id: r.vm, host: r.host, state: r.execution.runState, cloneOf: '', networkIsolated: false },
     runState: r.execution.runState,
     vcpuState: r.execution.vcpu,
     deviceState: r.execution.devices,

@@ -53,10 +53,12 @@ const ROUTE_CALLS: Record<string, string> = {
   'GET /v1/vms': 'ListVMs',
   'POST /v1/vms': 'CreateVM',
   'POST /v1/vms/:/:': 'RunVM',
+  'GET /v1/vms/:/:': 'GetVMStorage',
   'DELETE /v1/vms/:': 'DestroyVM',
   'POST /v1/clone': 'CloneVM',
   'GET /v1/jobs': 'ListJobs',
   'GET /v1/jobs/:': 'GetJob',
+  'POST /v1/jobs/:/:': 'CancelJob',
   'POST /v1/backups': 'BackupVM',
   'GET /v1/backups': 'ListBackups',
   'GET /v1/backups/:': 'GetBackup',
@@ -93,6 +95,9 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
         case 'POST /v1/vms/:/:':
           if (parts[3] !== 'run') break;
           return send(res, 200, vmMessage(await svc.runVm(decodeURIComponent(parts[2]!))));
+        case 'GET /v1/vms/:/:':
+          if (parts[3] !== 'storage') break;
+          return send(res, 200, await svc.vmStorage(decodeURIComponent(parts[2]!)));
         case 'DELETE /v1/vms/:':
           return send(res, 200, await svc.destroyVm(decodeURIComponent(parts[2]!)));
         case 'POST /v1/clone':
@@ -101,6 +106,9 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
           return send(res, 200, { jobs: (await svc.listJobs(Number(url.searchParams.get('limit') ?? 100))).map(jobMessage) });
         case 'GET /v1/jobs/:':
           return send(res, 200, jobMessage(await svc.getJob(decodeURIComponent(parts[2]!))));
+        case 'POST /v1/jobs/:/:':
+          if (parts[3] !== 'cancel') break;
+          return send(res, 200, jobMessage(await svc.cancelJob(decodeURIComponent(parts[2]!))));
         case 'POST /v1/backups':
           return send(res, 202, jobMessage(await svc.backupVm((await readJson(req)) as { vm: string })));
         case 'GET /v1/backups':

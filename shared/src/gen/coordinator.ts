@@ -22,7 +22,9 @@ import type { DeleteSnapshotResponse as _doppel_v1_DeleteSnapshotResponse, Delet
 import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMResponse__Output as _doppel_v1_DestroyVMResponse__Output } from './doppel/v1/DestroyVMResponse.js';
 import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from './doppel/v1/Disk.js';
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from './doppel/v1/Event.js';
+import type { FreezeLevel as _doppel_v1_FreezeLevel, FreezeLevel__Output as _doppel_v1_FreezeLevel__Output } from './doppel/v1/FreezeLevel.js';
 import type { Host as _doppel_v1_Host, Host__Output as _doppel_v1_Host__Output } from './doppel/v1/Host.js';
+import type { HotCloneStats as _doppel_v1_HotCloneStats, HotCloneStats__Output as _doppel_v1_HotCloneStats__Output } from './doppel/v1/HotCloneStats.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from './doppel/v1/Job.js';
 import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from './doppel/v1/JobRef.js';
 import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest__Output as _doppel_v1_ListHostsRequest__Output } from './doppel/v1/ListHostsRequest.js';
@@ -45,6 +47,8 @@ import type { SnapshotRef as _doppel_v1_SnapshotRef, SnapshotRef__Output as _dop
 import type { StorageSnapshot as _doppel_v1_StorageSnapshot, StorageSnapshot__Output as _doppel_v1_StorageSnapshot__Output } from './doppel/v1/StorageSnapshot.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from './doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from './doppel/v1/VMRef.js';
+import type { VMStorage as _doppel_v1_VMStorage, VMStorage__Output as _doppel_v1_VMStorage__Output } from './doppel/v1/VMStorage.js';
+import type { VMStorageLayer as _doppel_v1_VMStorageLayer, VMStorageLayer__Output as _doppel_v1_VMStorageLayer__Output } from './doppel/v1/VMStorageLayer.js';
 import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from './doppel/v1/VerifyReport.js';
 import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from './doppel/v1/WatchEventsRequest.js';
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from './doppel/v1/Workload.js';
@@ -81,7 +85,9 @@ export interface ProtoGrpcType {
       DestroyVMResponse: MessageTypeDefinition<_doppel_v1_DestroyVMResponse, _doppel_v1_DestroyVMResponse__Output>
       Disk: MessageTypeDefinition<_doppel_v1_Disk, _doppel_v1_Disk__Output>
       Event: MessageTypeDefinition<_doppel_v1_Event, _doppel_v1_Event__Output>
+      FreezeLevel: MessageTypeDefinition<_doppel_v1_FreezeLevel, _doppel_v1_FreezeLevel__Output>
       Host: MessageTypeDefinition<_doppel_v1_Host, _doppel_v1_Host__Output>
+      HotCloneStats: MessageTypeDefinition<_doppel_v1_HotCloneStats, _doppel_v1_HotCloneStats__Output>
       Job: MessageTypeDefinition<_doppel_v1_Job, _doppel_v1_Job__Output>
       JobRef: MessageTypeDefinition<_doppel_v1_JobRef, _doppel_v1_JobRef__Output>
       ListHostsRequest: MessageTypeDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsRequest__Output>
@@ -104,6 +110,8 @@ export interface ProtoGrpcType {
       StorageSnapshot: MessageTypeDefinition<_doppel_v1_StorageSnapshot, _doppel_v1_StorageSnapshot__Output>
       VM: MessageTypeDefinition<_doppel_v1_VM, _doppel_v1_VM__Output>
       VMRef: MessageTypeDefinition<_doppel_v1_VMRef, _doppel_v1_VMRef__Output>
+      VMStorage: MessageTypeDefinition<_doppel_v1_VMStorage, _doppel_v1_VMStorage__Output>
+      VMStorageLayer: MessageTypeDefinition<_doppel_v1_VMStorageLayer, _doppel_v1_VMStorageLayer__Output>
       VerifyReport: MessageTypeDefinition<_doppel_v1_VerifyReport, _doppel_v1_VerifyReport__Output>
       WatchEventsRequest: MessageTypeDefinition<_doppel_v1_WatchEventsRequest, _doppel_v1_WatchEventsRequest__Output>
       Workload: MessageTypeDefinition<_doppel_v1_Workload, _doppel_v1_Workload__Output>

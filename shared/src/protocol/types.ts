@@ -4,6 +4,7 @@
  * shapes below are kept field-compatible with them.
  */
 import type { ErrorJson } from '../errors.js';
+import type { VmIdentity } from '../identity.js';
 
 export const WORKLOAD_PATTERNS = ['uniform', 'hotset', 'sequential'] as const;
 export type WorkloadPattern = (typeof WORKLOAD_PATTERNS)[number];
@@ -37,6 +38,8 @@ export interface VmSpec {
   vcpus: number;
   workload: WorkloadSpec;
   disks: DiskSpec[];
+  /** UUID, MAC, hostname and machine id; the driver gives a VM created without one a new one (and keeps it). */
+  identity?: VmIdentity;
 }
 
 export type VmRunState = 'running' | 'suspended';
@@ -48,6 +51,8 @@ export interface VmInfo extends VmSpec {
   cloneOf: string;
   /** A backup clone runs with its network cut off, so it never answers for the source. */
   networkIsolated: boolean;
+  /** Every VM a driver reports has one. */
+  identity: VmIdentity;
 }
 
 export interface Capacity {
@@ -85,6 +90,8 @@ export interface ClonePrepareArgs {
   jobId: string;
   source: VmInfo;
   name: string;
+  /** The clone's own identity (a new UUID, MAC and machine id), chosen by the coordinator. */
+  identity: VmIdentity;
 }
 
 export interface CloneStartArgs {
@@ -102,6 +109,65 @@ export interface CloneStartArgs {
   linked: boolean;
   /** Coordinator-signed stream tokens, one per data-plane call of this clone (see security/stream-token.ts). */
   tokens: CloneStreamTokens;
+}
+
+/** A hot clone (seed 004), as the coordinator hands it to the source agent. */
+export interface HotCloneStartArgs {
+  jobId: string;
+  vmId: string;
+  targetHost: string;
+  targetAddr: string;
+  targetVmId: string;
+  /** The target shares this host's datastore: the clone overlays the frozen disks; false: they are copied in full. */
+  linked: boolean;
+  /** Hash the frozen image and the clone's memory and compare them (the copy is also checked frame by frame). */
+  verify: boolean;
+  /** Bound on the source's write buffer while its memory is frozen. */
+  bufferBytes: number;
+  /** Cap on the memory copy's raw bytes per second (0: none), as a pre-copy clone's. */
+  maxBandwidthBytesPerS: number;
+  tokens: CloneStreamTokens;
+}
+
+/** One level of a hot clone's freeze (slowest first), as reported. */
+export interface FreezeLevelInfo {
+  level: string;
+  what: string;
+  /** Milliseconds after the first level froze. */
+  offsetMs: number;
+}
+
+/** What a hot clone measured. */
+export interface HotCloneStats {
+  /** SHA-256 of the source's frozen memory image, and of the clone's memory before it first ran ('' without verify). */
+  frozenHash: string;
+  cloneHash: string;
+  levels: FreezeLevelInfo[];
+  /** Source memory writes buffered while frozen, and merged back afterwards (equal). */
+  bufferedWrites: number;
+  mergedWrites: number;
+  /** Total time the source's guest could not write (freeze step, merge steps, a full buffer), and the longest stretch. */
+  sourceStallMs: number;
+  maxStallMs: number;
+  /** Times the buffer was full (each one a stall until the merge). */
+  bufferFullWaits: number;
+  /** The source entered the suspended run state during the clone (never, for a hot clone). */
+  sourceSuspended: boolean;
+  /** From the RAM freeze to the end of the merge, and the merge alone. */
+  frozenMs: number;
+  mergeMs: number;
+  memoryBytesRaw: number;
+  memoryBytesWire: number;
+  memoryCopyMs: number;
+  /** The clone overlays the frozen disks on the shared datastore (false: copied in full). */
+  diskLinked: boolean;
+  diskBlocks: number;
+  diskBytesRaw: number;
+  diskBytesWire: number;
+  diskCopyMs: number;
+  /** Data in the frozen layers the source and the clone now share. */
+  sharedBaseBytes: number;
+  totalMs: number;
 }
 
 export interface CloneStreamTokens {
@@ -173,6 +239,8 @@ export interface RestoreStartArgs {
   backup: BackupRecord;
   name: string;
   start: boolean;
+  /** The restored VM's own identity (the backup's spec keeps the source's). */
+  identity: VmIdentity;
 }
 
 // ---- snapshot pairs (seed 002) ----
@@ -291,6 +359,11 @@ export interface AgentCommands {
   'vm.dirty-rate': { args: { vmId: string; windowMs: number }; result: { pagesPerSecond: number; pageCount: number } };
   'clone.prepare': { args: ClonePrepareArgs; result: VmInfo };
   'clone.start': { args: CloneStartArgs; result: { accepted: true } };
+  'hotclone.start': { args: HotCloneStartArgs; result: { accepted: true } };
+  /** Cancels a running job on its source host: the source VM keeps running. */
+  'job.cancel': { args: { jobId: string }; result: { cancelled: boolean } };
+  /** The layers a VM's disks hold on the datastore: its own and the shared bases. */
+  'vm.storage': { args: { vmId: string }; result: VmStorage };
   'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number; tokens: string[] }; result: { bytesPerSecond: number } };
   'backup.start': { args: BackupStartArgs; result: { accepted: true } };
   'clone.backup': { args: CloneBackupArgs; result: UploadResult };
@@ -423,7 +496,16 @@ export interface RestoreJobInfo {
   ms: number;
 }
 
-export type JobKind = 'clone' | 'backup' | 'restore';
+export type JobKind = 'clone' | 'hot-clone' | 'backup' | 'restore';
+
+/** Where a VM's disk data lives on its datastore. */
+export interface VmStorage {
+  /** Bytes in layers only this VM uses (its overlays). */
+  ownBytes: number;
+  /** Bytes in shared bases it reads (frozen layers another VM or a snapshot also holds). */
+  sharedBytes: number;
+  layers: { disk: number; id: string; bytes: number; shared: boolean }[];
+}
 
 export interface JobRecord {
   id: string;
@@ -434,6 +516,8 @@ export interface JobRecord {
   updatedAt: string;
   plan: ClonePlan;
   stats: CloneStats | null;
+  /** A hot clone's figures. */
+  hot: HotCloneStats | null;
   error: string;
   errorName: string;
   currentRound: number;
@@ -458,6 +542,9 @@ export type DoppelEvent =
   | (EventBase & { type: 'clone.switchover'; finalPages: number; downtimeMs: number })
   | (EventBase & { type: 'clone.disk-copied'; blocks: number; bytesRaw: number; bytesWire: number; ms: number; linked: boolean })
   | (EventBase & { type: 'clone.completed'; stats: CloneStats })
+  | (EventBase & { type: 'clone.frozen'; levels: FreezeLevelInfo[] })
+  | (EventBase & { type: 'clone.memory-copied'; pages: number; bytesRaw: number; bytesWire: number; ms: number })
+  | (EventBase & { type: 'clone.hot-completed'; hot: HotCloneStats })
   | (EventBase & { type: 'clone.failed'; error: ErrorJson })
   | (EventBase & { type: 'backup.progress'; phase: string; progress: number; detail: string })
   | (EventBase & { type: 'backup.completed'; backup: BackupRecord })

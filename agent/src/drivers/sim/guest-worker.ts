@@ -31,7 +31,7 @@ const diskLoad = new DiskWorkload(ms, pattern, disks.totalBlocks, disks.blockSiz
 const wordsPerPage = pageSize >>> 2;
 const linesPerPage = wordsPerPage / LINE_WORDS;
 /** Buffered writes merged per step of an unfreeze: a step holds the guest up for well under a millisecond. */
-const MERGE_STEP = 4096;
+const MERGE_STEP = 1024;
 /** While memory is frozen, the buffer its writes go to; undefined when they go to memory. */
 let frozen: WriteBuffer | undefined;
 /** The guest found the buffer full at this epoch time and waits for the merge; 0 when not. */

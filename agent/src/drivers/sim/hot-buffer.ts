@@ -133,10 +133,12 @@ export class WriteBuffer {
   mergeSome(mem32: Uint32Array, dirty: Int32Array, wordsPerPage: number, max: number): number {
     const from = this.merged;
     const to = Math.min(this.appended, from + max);
+    const e = this.entries;
     for (let i = from; i < to; i++) {
       const at = i * ENTRY_WORDS;
-      const base = this.entries[at]! * LINE_WORDS;
-      mem32.set(this.entries.subarray(at + 1, at + ENTRY_WORDS), base);
+      const base = e[at]! * LINE_WORDS;
+      // A plain loop: a subarray per entry would allocate, and the collector would stall the guest.
+      for (let k = 0; k < LINE_WORDS; k++) mem32[base + k] = e[at + 1 + k]!;
       const page = Math.floor(base / wordsPerPage);
       Atomics.or(dirty, page >>> 5, 1 << (page & 31));
     }

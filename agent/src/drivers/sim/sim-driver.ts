@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, InvalidArgumentError, newId } from '../../../../shared/src/mod.js';
+import { AlreadyExistsError, InvalidArgumentError, newId, newIdentity } from '../../../../shared/src/mod.js';
 import type { VmSpec } from '../../../../shared/src/mod.js';
 import type { CreateVmOptions, DatastoreInfo, DiskView, HypervisorDriver } from '../driver.js';
 import { readChainRecord } from './chain-record.js';
@@ -65,7 +65,10 @@ export class SimDriver implements HypervisorDriver {
       }
       try {
         const disks = VmDisks.load(this.ds, dir, this.ref(id), rec.spec.disks);
-        const vm = new SimVm({ ...rec, memory: 'boot', disks, vmDir: dir, complete: true });
+        // A VM recorded before VMs had identities gets one now, kept from here on.
+        const spec = rec.spec.identity ? rec.spec : { ...rec.spec, identity: newIdentity(rec.spec.name, this.macs()) };
+        const vm = new SimVm({ ...rec, spec, memory: 'boot', disks, vmDir: dir, complete: true });
+        if (spec !== rec.spec) vm.saveRecord();
         this.vms.set(id, vm);
         loaded.push(vm);
       } catch {
@@ -101,10 +104,19 @@ export class SimDriver implements HypervisorDriver {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  async create(spec: VmSpec, opts: CreateVmOptions = {}): Promise<SimVm> {
+  /** The MACs of this host's VMs. */
+  private macs(): Set<string> {
+    const macs = new Set<string>();
+    for (const vm of this.vms.values()) if (vm.spec.identity) macs.add(vm.spec.identity.mac);
+    return macs;
+  }
+
+  async create(given: VmSpec, opts: CreateVmOptions = {}): Promise<SimVm> {
     for (const vm of this.vms.values()) {
-      if (vm.spec.name === spec.name) throw new AlreadyExistsError(`a VM named '${spec.name}' already exists on this host`);
+      if (vm.spec.name === given.name) throw new AlreadyExistsError(`a VM named '${given.name}' already exists on this host`);
     }
+    // Without an identity (a caller that does not choose one), the VM gets its own, recorded with its spec.
+    const spec: VmSpec = given.identity ? given : { ...given, identity: newIdentity(given.name, this.macs()) };
     const id = newId('vm');
     const dir = join(this.vmsDir, id);
     const target = opts.incoming === true || opts.restore === true;

@@ -117,6 +117,9 @@ export class SimVm implements DriverVm {
   private suspends = 0;
   /** The hot freeze in force, if any. */
   private hot: WriteBuffer | undefined;
+  /** Tests: journal every hot freeze's buffered writes, and keep the last freeze for a look afterwards. */
+  journalHotFreezes = false;
+  lastHotFreeze: HotFreeze | undefined;
   readonly id: string;
   readonly spec: VmSpec;
   readonly cloneOf: string;
@@ -456,7 +459,7 @@ export class SimVm implements DriverVm {
     if (this.hot) throw new FailedPreconditionError(`vm ${this.id} is already frozen for another hot clone`);
     // A merge from an earlier snapshot finishes first, in the worker, so the chains the freeze stacks on are settled.
     await this.foldDisks();
-    const buffers = newHotBuffers(bytes, MS.length, opts.journal === true);
+    const buffers = newHotBuffers(bytes, MS.length, opts.journal ?? this.journalHotFreezes);
     const buf = new WriteBuffer(buffers);
     const disks = this.vmDisks.freeze({ shareable: true }, this, buffers);
     this.hot = buf;
@@ -479,7 +482,7 @@ export class SimVm implements DriverVm {
       { level: 'vcpu' as const, what: LEVEL_WHAT.vcpu, frozenAt: at(STAT.vcpuFrozenAt) },
     ];
     let stats: Promise<HotFreezeStats> | undefined;
-    return {
+    return (this.lastHotFreeze = {
       levels,
       pages: this.pages(),
       state: stateBlob(new Uint32Array(buffers.frozenMachine)),
@@ -488,7 +491,7 @@ export class SimVm implements DriverVm {
       frozenHash: () => this.memoryHash(),
       unfreeze: () => (stats ??= this.exclusive(() => this.unfreezeNow(buf))),
       journal: () => buf.journalEntries(),
-    };
+    });
   }
 
   /** Merges a hot freeze's buffer back: in the worker while the guest runs, here while it is parked or gone. */
@@ -649,6 +652,9 @@ export class SimVm implements DriverVm {
   }
 
   info(host: string): VmInfo {
-    return { id: this.id, host, state: this._state, cloneOf: this.cloneOf, networkIsolated: this.isolated, ...this.spec };
+    // The driver gives every VM an identity when it creates or loads it.
+    const { identity } = this.spec;
+    if (!identity) throw new InternalError(`vm ${this.id} has no identity`);
+    return { id: this.id, host, state: this._state, cloneOf: this.cloneOf, networkIsolated: this.isolated, ...this.spec, identity };
   }
 }

@@ -36,6 +36,19 @@ export interface CloneVMRequest {
    * Cap on the page stream, MB/s of raw page bytes (0: none), as QEMU's max-bandwidth.
    */
   'maxBandwidthMbps'?: (number);
+  /**
+   * The clone's hostname (empty: the clone's name). The clone always gets a new UUID, MAC and machine id.
+   */
+  'hostname'?: (string);
+  /**
+   * A hot clone (seed 004): the source is never suspended; its memory writes are buffered while the
+   * frozen image is copied, then merged back.
+   */
+  'hot'?: (boolean);
+  /**
+   * With hot: copy the disks in full to a target that does not share the source's datastore (else refused).
+   */
+  'copyDisks'?: (boolean);
 }
 
 export interface CloneVMRequest__Output {
@@ -73,4 +86,17 @@ export interface CloneVMRequest__Output {
    * Cap on the page stream, MB/s of raw page bytes (0: none), as QEMU's max-bandwidth.
    */
   'maxBandwidthMbps': (number);
+  /**
+   * The clone's hostname (empty: the clone's name). The clone always gets a new UUID, MAC and machine id.
+   */
+  'hostname': (string);
+  /**
+   * A hot clone (seed 004): the source is never suspended; its memory writes are buffered while the
+   * frozen image is copied, then merged back.
+   */
+  'hot': (boolean);
+  /**
+   * With hot: copy the disks in full to a target that does not share the source's datastore (else refused).
+   */
+  'copyDisks': (boolean);
 }

@@ -31,6 +31,7 @@ import type { SnapshotPair as _doppel_v1_SnapshotPair, SnapshotPair__Output as _
 import type { SnapshotRef as _doppel_v1_SnapshotRef, SnapshotRef__Output as _doppel_v1_SnapshotRef__Output } from '../../doppel/v1/SnapshotRef.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
 import type { VMRef as _doppel_v1_VMRef, VMRef__Output as _doppel_v1_VMRef__Output } from '../../doppel/v1/VMRef.js';
+import type { VMStorage as _doppel_v1_VMStorage, VMStorage__Output as _doppel_v1_VMStorage__Output } from '../../doppel/v1/VMStorage.js';
 import type { VerifyReport as _doppel_v1_VerifyReport, VerifyReport__Output as _doppel_v1_VerifyReport__Output } from '../../doppel/v1/VerifyReport.js';
 import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRequest__Output as _doppel_v1_WatchEventsRequest__Output } from '../../doppel/v1/WatchEventsRequest.js';
 
@@ -53,6 +54,21 @@ export interface CoordinatorClient extends grpc.Client {
   backupVm(argument: _doppel_v1_BackupVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   backupVm(argument: _doppel_v1_BackupVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   backupVm(argument: _doppel_v1_BackupVMRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Cancels a running clone or backup job; the source VM keeps running and the half-made clone goes.
+   */
+  CancelJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CancelJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CancelJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  CancelJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  /**
+   * Cancels a running clone or backup job; the source VM keeps running and the half-made clone goes.
+   */
+  cancelJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cancelJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cancelJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
+  cancelJob(argument: _doppel_v1_JobRef, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   
   /**
    * Finds storage snapshots without metadata and metadata snapshots without storage.
@@ -172,6 +188,21 @@ export interface CoordinatorClient extends grpc.Client {
   getSnapshot(argument: _doppel_v1_SnapshotRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
   getSnapshot(argument: _doppel_v1_SnapshotRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
   getSnapshot(argument: _doppel_v1_SnapshotRef, callback: grpc.requestCallback<_doppel_v1_SnapshotList__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * What a VM's disks hold on its datastore: its own layers and the shared bases it reads (a linked or hot clone).
+   */
+  GetVMStorage(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  GetVMStorage(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  GetVMStorage(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  GetVMStorage(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  /**
+   * What a VM's disks hold on its datastore: its own layers and the shared bases it reads (a linked or hot clone).
+   */
+  getVmStorage(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  getVmStorage(argument: _doppel_v1_VMRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  getVmStorage(argument: _doppel_v1_VMRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
+  getVmStorage(argument: _doppel_v1_VMRef, callback: grpc.requestCallback<_doppel_v1_VMStorage__Output>): grpc.ClientUnaryCall;
   
   /**
    * The backup catalog, newest first (one VM's, or all).
@@ -304,6 +335,11 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   BackupVM: grpc.handleUnaryCall<_doppel_v1_BackupVMRequest__Output, _doppel_v1_Job>;
   
   /**
+   * Cancels a running clone or backup job; the source VM keeps running and the half-made clone goes.
+   */
+  CancelJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
+  
+  /**
    * Finds storage snapshots without metadata and metadata snapshots without storage.
    */
   CheckSnapshots: grpc.handleUnaryCall<_doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport>;
@@ -339,6 +375,11 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    * A storage or metadata snapshot by id, with what it is linked to.
    */
   GetSnapshot: grpc.handleUnaryCall<_doppel_v1_SnapshotRef__Output, _doppel_v1_SnapshotList>;
+  
+  /**
+   * What a VM's disks hold on its datastore: its own layers and the shared bases it reads (a linked or hot clone).
+   */
+  GetVMStorage: grpc.handleUnaryCall<_doppel_v1_VMRef__Output, _doppel_v1_VMStorage>;
   
   /**
    * The backup catalog, newest first (one VM's, or all).
@@ -382,6 +423,7 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   BackupVM: MethodDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_Job, _doppel_v1_BackupVMRequest__Output, _doppel_v1_Job__Output>
+  CancelJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   CheckSnapshots: MethodDefinition<_doppel_v1_CheckSnapshotsRequest, _doppel_v1_SnapshotCheckReport, _doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport__Output>
   CloneVM: MethodDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_Job, _doppel_v1_CloneVMRequest__Output, _doppel_v1_Job__Output>
   CreateSnapshot: MethodDefinition<_doppel_v1_CreateSnapshotRequest, _doppel_v1_SnapshotPair, _doppel_v1_CreateSnapshotRequest__Output, _doppel_v1_SnapshotPair__Output>
@@ -391,6 +433,7 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   GetBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_Backup, _doppel_v1_BackupId__Output, _doppel_v1_Backup__Output>
   GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   GetSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_SnapshotList, _doppel_v1_SnapshotRef__Output, _doppel_v1_SnapshotList__Output>
+  GetVMStorage: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VMStorage, _doppel_v1_VMRef__Output, _doppel_v1_VMStorage__Output>
   ListBackups: MethodDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogResponse, _doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse__Output>
   ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
   ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>

@@ -16,6 +16,14 @@ export interface CreateVMRequest {
    * empty: one 64 MiB disk 'disk0' of image 'base'
    */
   'disks'?: (_doppel_v1_Disk)[];
+  /**
+   * empty: the VM's name
+   */
+  'hostname'?: (string);
+  /**
+   * empty: a new one under 52:54:00, unique in the fleet; given: refused if a VM has it
+   */
+  'mac'?: (string);
 }
 
 export interface CreateVMRequest__Output {
@@ -31,4 +39,12 @@ export interface CreateVMRequest__Output {
    * empty: one 64 MiB disk 'disk0' of image 'base'
    */
   'disks': (_doppel_v1_Disk__Output)[];
+  /**
+   * empty: the VM's name
+   */
+  'hostname': (string);
+  /**
+   * empty: a new one under 52:54:00, unique in the fleet; given: refused if a VM has it
+   */
+  'mac': (string);
 }

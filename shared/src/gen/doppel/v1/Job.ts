@@ -4,11 +4,12 @@ import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1
 import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from '../../doppel/v1/CloneStats.js';
 import type { BackupJob as _doppel_v1_BackupJob, BackupJob__Output as _doppel_v1_BackupJob__Output } from '../../doppel/v1/BackupJob.js';
 import type { RestoreJob as _doppel_v1_RestoreJob, RestoreJob__Output as _doppel_v1_RestoreJob__Output } from '../../doppel/v1/RestoreJob.js';
+import type { HotCloneStats as _doppel_v1_HotCloneStats, HotCloneStats__Output as _doppel_v1_HotCloneStats__Output } from '../../doppel/v1/HotCloneStats.js';
 
 export interface Job {
   'id'?: (string);
   /**
-   * clone | backup | restore
+   * clone | hot-clone | backup | restore
    */
   'kind'?: (string);
   /**
@@ -40,12 +41,16 @@ export interface Job {
    * 0..1 within the phase, when known
    */
   'progress'?: (number | string);
+  /**
+   * kind hot-clone, when completed
+   */
+  'hot'?: (_doppel_v1_HotCloneStats | null);
 }
 
 export interface Job__Output {
   'id': (string);
   /**
-   * clone | backup | restore
+   * clone | hot-clone | backup | restore
    */
   'kind': (string);
   /**
@@ -77,4 +82,8 @@ export interface Job__Output {
    * 0..1 within the phase, when known
    */
   'progress': (number);
+  /**
+   * kind hot-clone, when completed
+   */
+  'hot': (_doppel_v1_HotCloneStats__Output | null);
 }

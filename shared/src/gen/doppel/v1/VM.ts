@@ -17,6 +17,19 @@ export interface VM {
   'cloneOf'?: (string);
   'disks'?: (_doppel_v1_Disk)[];
   'networkIsolated'?: (boolean);
+  /**
+   * Identity: a clone or a restore gets a new one; a backup keeps the source's.
+   */
+  'uuid'?: (string);
+  /**
+   * the NIC's MAC, xx:xx:xx:xx:xx:xx, unique in the fleet
+   */
+  'mac'?: (string);
+  'hostname'?: (string);
+  /**
+   * as /etc/machine-id: 32 hex characters
+   */
+  'machineId'?: (string);
 }
 
 export interface VM__Output {
@@ -33,4 +46,17 @@ export interface VM__Output {
   'cloneOf': (string);
   'disks': (_doppel_v1_Disk__Output)[];
   'networkIsolated': (boolean);
+  /**
+   * Identity: a clone or a restore gets a new one; a backup keeps the source's.
+   */
+  'uuid': (string);
+  /**
+   * the NIC's MAC, xx:xx:xx:xx:xx:xx, unique in the fleet
+   */
+  'mac': (string);
+  'hostname': (string);
+  /**
+   * as /etc/machine-id: 32 hex characters
+   */
+  'machineId': (string);
 }
