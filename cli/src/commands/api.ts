@@ -74,6 +74,8 @@ export async function vmsCommand(argv: string[]): Promise<number> {
 export const VM_HELP = `doppel vm create NAME [options]: create and start a VM.
 doppel vm run VM: run a VM (a finished clone waits suspended until this).
 doppel vm destroy VM: stop and remove a VM (refused while a job runs on it).
+doppel vm storage VM: what its disks hold on the datastore: its own overlays, and the shared
+                     bases it reads (a linked or hot clone shares its source's frozen layers).
 
   --host NAME          host to place it on (default: the host with the most free memory)
   --memory-mib N       guest memory (default 256)
@@ -119,7 +121,14 @@ export async function vmCommand(argv: string[]): Promise<number> {
     console.log(destroyed ? `vm ${name} destroyed` : `vm ${name} was already gone`);
     return 0;
   }
-  if (sub !== 'create' && sub !== 'run') throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run, destroy)`);
+  if (sub === 'storage') {
+    const st = await withClient(p, (c) => c.vmStorage(name));
+    if (flag(p, 'json')) return printJson(st), 0;
+    console.log(`vm ${name}: ${mib(st.ownBytes)} in its own layers, ${mib(st.sharedBytes)} in shared bases`);
+    console.log(table(st.layers.map((l) => ({ disk: l.disk, layer: l.id, data: mib(l.bytes), shared: l.shared ? 'yes' : 'no (own)' }))));
+    return 0;
+  }
+  if (sub !== 'create' && sub !== 'run') throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run, destroy, storage)`);
   const vm = await withClient(p, (c) =>
     sub === 'run'
       ? c.runVm(name)
@@ -219,12 +228,27 @@ export async function cloneCommand(argv: string[]): Promise<number> {
 export function printJob(j: Job): void {
   const plan = j.plan;
   console.log(`job ${j.id}: ${j.state}${j.error ? ` (${j.errorName}: ${j.error})` : ''}`);
-  if (plan) {
-    console.log(`  ${plan.sourceVm} on ${plan.sourceHost} -> ${plan.targetVm || '(pending)'} on ${plan.targetHost}`);
+  if (plan) console.log(`  ${plan.sourceVm} on ${plan.sourceHost} -> ${plan.targetVm || '(pending)'} on ${plan.targetHost}`);
+  if (plan && j.kind !== 'hot-clone') {
     console.log(
       `  plan: threshold ${plan.thresholdPages} pages, bandwidth ${(plan.bandwidthBytesPerS / 1e6).toFixed(0)} MB/s, ` +
         `dirty rate ${Math.round(plan.dirtyPagesPerS)} pages/s, predicted ${plan.predictedRounds} rounds / ${plan.predictedDowntimeMs.toFixed(1)} ms`,
     );
+  }
+  const h = j.hot;
+  if (h) {
+    console.log(`  froze ${h.levels.map((l) => `${l.level} +${l.offsetMs.toFixed(3)} ms`).join(', ')}; the source never stopped (suspended: ${h.sourceSuspended})`);
+    console.log(`  memory ${mib(h.memoryBytesRaw)} raw, ${mib(h.memoryBytesWire)} on the wire in ${h.memoryCopyMs.toFixed(0)} ms`);
+    console.log(
+      `  source: ${h.bufferedWrites} writes buffered while frozen (${h.frozenMs.toFixed(0)} ms), ${h.mergedWrites} merged back; ` +
+        `stall ${h.sourceStallMs.toFixed(2)} ms (longest ${h.maxStallMs.toFixed(2)} ms)`,
+    );
+    console.log(
+      h.diskLinked
+        ? `  disks: linked to the frozen base on the shared datastore (${mib(h.sharedBaseBytes)} shared)`
+        : `  disks: copied in full, ${h.diskBlocks} blocks, ${mib(h.diskBytesWire)} on the wire in ${h.diskCopyMs.toFixed(0)} ms`,
+    );
+    if (h.frozenHash) console.log(`  verify: frozen ${h.frozenHash.slice(0, 16)}… clone ${h.cloneHash.slice(0, 16)}… ${h.frozenHash === h.cloneHash ? 'EQUAL' : 'DIFFERENT'}`);
   }
   const s = j.stats;
   if (s) {
@@ -251,7 +275,7 @@ export async function jobsCommand(argv: string[]): Promise<number> {
         vm: j.vm,
         route: j.plan ? `${j.plan.sourceHost} -> ${j.plan.targetHost}` : '',
         rounds: j.stats?.rounds ?? j.currentRound,
-        'downtime ms': j.stats ? j.stats.downtimeMs.toFixed(1) : '',
+        'downtime ms': j.stats ? j.stats.downtimeMs.toFixed(1) : j.hot ? `0 (stall ${j.hot.sourceStallMs.toFixed(1)})` : '',
         created: j.createdAt,
         error: j.error,
       })),

@@ -9,8 +9,9 @@
  *
  * A hot clone freezes it without stopping it (see hot-buffer.ts): in one step
  * between two writes it takes the disks' new overlays, starts buffering its
- * memory writes and copies its vCPU state; on unfreeze it merges the buffer back
- * in small steps between its writes.
+ * memory writes and copies its vCPU state; on unfreeze the driver merges the
+ * buffer back while the guest runs on, and the guest ends the freeze once the
+ * merge has caught up with it.
  */
 import { workerData } from 'node:worker_threads';
 import { CMD, CTRL, HOT_CMD, HOT_STATE, MS, STATE, type GuestWorkerData } from './layout.js';
@@ -30,8 +31,6 @@ const ms = new Uint32Array(data.buffers.machine);
 const diskLoad = new DiskWorkload(ms, pattern, disks.totalBlocks, disks.blockSize, data.seed);
 const wordsPerPage = pageSize >>> 2;
 const linesPerPage = wordsPerPage / LINE_WORDS;
-/** Buffered writes merged per step of an unfreeze: a step holds the guest up for well under a millisecond. */
-const MERGE_STEP = 1024;
 /** While memory is frozen, the buffer its writes go to; undefined when they go to memory. */
 let frozen: WriteBuffer | undefined;
 /** The guest found the buffer full at this epoch time and waits for the merge; 0 when not. */
@@ -154,24 +153,15 @@ function freeze(): void {
   Atomics.notify(ctrl, CTRL.hotState);
 }
 
-/** One merge step of an unfreeze; the freeze ends when the buffer is empty. */
-function mergeStep(buf: WriteBuffer, all: boolean): void {
-  const t0 = epochMs();
-  if (Atomics.load(ctrl, CTRL.hotState) !== HOT_STATE.merging) {
-    buf.stats[STAT.mergeStartAt] = t0;
-    Atomics.store(ctrl, CTRL.hotState, HOT_STATE.merging);
-  }
-  buf.mergeSome(mem32, dirty, wordsPerPage, all ? Infinity : MERGE_STEP);
-  const t1 = epochMs();
+/** The freeze ends: the buffer is empty, so the guest's next write goes to memory again. */
+function endFreeze(buf: WriteBuffer): void {
+  const t = epochMs();
   if (fullSince > 0) {
-    // The guest waited on a full buffer until now: one stall, from then to the end of this step.
-    buf.addStall(t1 - fullSince);
+    // The guest waited on a full buffer until the merge emptied it: one stall.
+    buf.addStall(t - fullSince);
     fullSince = 0;
-  } else {
-    buf.addStall(t1 - t0);
   }
-  if (!buf.drained) return;
-  buf.stats[STAT.mergeEndAt] = t1;
+  buf.stats[STAT.mergeEndAt] = t;
   frozen = undefined;
   Atomics.store(ctrl, CTRL.hotCmd, HOT_CMD.none);
   Atomics.store(ctrl, CTRL.hotState, HOT_STATE.live);
@@ -180,7 +170,11 @@ function mergeStep(buf: WriteBuffer, all: boolean): void {
 
 /**
  * The hot-clone side of one loop turn. Returns false when the guest may not write now: its memory is frozen and
- * the buffer is full, so it waits (a stall) until the driver unfreezes.
+ * the buffer is full, so it waits (a stall) until the merge has emptied it.
+ *
+ * The driver merges the buffer on its own thread while the guest runs on, still buffering; the guest ends the
+ * freeze itself the first time it finds everything it appended merged. It is the buffer's only appender, so
+ * nothing can be left behind, and no write of its own can overtake an older buffered one to the same line.
  */
 function hotTurn(): boolean {
   const cmd = Atomics.load(ctrl, CTRL.hotCmd);
@@ -189,9 +183,14 @@ function hotTurn(): boolean {
     return true;
   }
   if (cmd === HOT_CMD.unfreeze) {
-    // A full buffer cannot take the writes made while merging: merge it all at once.
-    mergeStep(frozen, frozen.full);
-    return true;
+    if (Atomics.load(ctrl, CTRL.hotState) !== HOT_STATE.merging) {
+      Atomics.store(ctrl, CTRL.hotState, HOT_STATE.merging);
+      Atomics.notify(ctrl, CTRL.hotState);
+    }
+    if (frozen.drained) {
+      endFreeze(frozen);
+      return true;
+    }
   }
   if (frozen.full) {
     if (fullSince === 0) {
@@ -206,7 +205,8 @@ function hotTurn(): boolean {
 /** Parks the guest's writes for good (a stop) only after its buffered writes are in memory: nothing is lost. */
 function mergeAllBeforeStop(): void {
   if (!frozen) return;
-  mergeStep(frozen, true);
+  frozen.mergeSome(mem32, dirty, wordsPerPage, Infinity);
+  endFreeze(frozen);
 }
 
 function run(): void {
@@ -244,8 +244,8 @@ function run(): void {
     }
     disks.drain();
     if (!hotTurn()) {
-      // Frozen with a full buffer: no memory write can be made until the driver unfreezes.
-      Atomics.wait(ctrl, CTRL.hotCmd, HOT_CMD.freeze, 1);
+      // Frozen with a full buffer: no memory write can be made until the merge has emptied it.
+      Atomics.wait(frozen!.hdr, HDR.merged, Atomics.load(frozen!.hdr, HDR.merged), 1);
       continue;
     }
     const now = performance.now();
@@ -265,11 +265,16 @@ function run(): void {
       disks.mergeStep();
       continue;
     }
-    // An unfreeze merges step after step, without idling between them.
-    if (m === 0 && d === 0 && !(frozen && Atomics.load(ctrl, CTRL.hotCmd) === HOT_CMD.unfreeze)) {
+    // During an unfreeze the guest looks often, to end the freeze soon after the merge catches up.
+    if (m === 0 && d === 0) {
       const later = performance.now();
       const waitMs = Math.max(0.2, Math.min(10, mem.waitMs(later), disk.waitMs(later)));
-      Atomics.wait(ctrl, CTRL.cmd, CMD.run, waitMs);
+      if (frozen && Atomics.load(ctrl, CTRL.hotCmd) === HOT_CMD.unfreeze) {
+        // The merge runs on the driver's thread: look again as soon as it moves, to end the freeze soon after.
+        Atomics.wait(frozen.hdr, HDR.merged, Atomics.load(frozen.hdr, HDR.merged), Math.min(waitMs, 1));
+      } else {
+        Atomics.wait(ctrl, CTRL.cmd, CMD.run, waitMs);
+      }
     }
   }
 }

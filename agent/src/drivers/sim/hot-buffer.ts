@@ -5,10 +5,11 @@
  * until it has been copied. Unfreezing merges the buffered writes back into the
  * memory in the order they were made.
  *
- * The buffer lives in SharedArrayBuffers: the guest worker appends and merges
- * (it is the only writer of guest memory while it runs); the driver reads the
- * counters, and merges itself only when the guest is parked or gone. Used by
- * both threads, so it imports nothing heavy.
+ * The buffer lives in SharedArrayBuffers: the guest worker is its only appender;
+ * the driver merges it on its own thread while the guest runs on and keeps
+ * appending, and the guest ends the freeze the first time it finds everything it
+ * appended merged (or merges the rest itself before a stop). Used by both
+ * threads, so it imports nothing heavy.
  *
  * Entry layout: one guest write is one 64-byte line, stored as its line number
  * and its 16 words (17 Uint32 words per entry). A guest that reads memory would
@@ -45,7 +46,7 @@ export const STAT = {
   /** When the merge started and ended. */
   mergeStartAt: 3,
   mergeEndAt: 4,
-  /** Total time the guest could not write (the freeze step, merge steps, a full buffer), and its longest stretch. */
+  /** Total time the guest could not write (the freeze step, waits on a full buffer), and its longest stretch. */
   stallMs: 5,
   maxStallMs: 6,
   length: 8,

@@ -43,6 +43,8 @@ import { waitWhile } from './wait.js';
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** The default bound on a hot freeze's write buffer: about a million buffered writes. */
 export const HOT_BUFFER_BYTES = 64 * 1024 * 1024;
+/** Buffered writes merged per turn of the agent's event loop (about a millisecond's work). */
+const MERGE_SLICE = 4096;
 /** Hot-freeze buffers above this are refused: they live in memory next to the guest's. */
 const HOT_BUFFER_MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const LEVEL_WHAT = {
@@ -494,21 +496,38 @@ export class SimVm implements DriverVm {
     });
   }
 
-  /** Merges a hot freeze's buffer back: in the worker while the guest runs, here while it is parked or gone. */
+  /**
+   * Merges a hot freeze's buffer back into guest memory on this thread, in slices between turns of the event loop,
+   * while the guest runs on and keeps buffering; the guest ends the freeze the first time it finds all it
+   * appended merged. A parked or stopped guest cannot: then the merge finishes here and ends it.
+   */
   private async unfreezeNow(buf: WriteBuffer): Promise<HotFreezeStats> {
+    const mem32 = new Uint32Array(this.buffers.memory);
+    const wordsPerPage = this.pageSize >>> 2;
+    const epoch = () => performance.timeOrigin + performance.now();
+    if (buf.stats[STAT.mergeStartAt] === 0) buf.stats[STAT.mergeStartAt] = epoch();
     if (this.live) {
       Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.unfreeze);
       Atomics.notify(this.ctrl, CTRL.hotCmd);
       this.wake();
-      // A merge copies 68 bytes per buffered write in steps between guest writes: allow a second per million and more.
-      await this.waitHot(HOT_STATE.live, HANDSHAKE_TIMEOUT_MS + buf.appended / 1000);
-    } else {
-      const t0 = performance.timeOrigin + performance.now();
-      if (buf.stats[STAT.mergeStartAt] === 0) buf.stats[STAT.mergeStartAt] = t0;
-      buf.mergeSome(new Uint32Array(this.buffers.memory), this.dirty, this.pageSize >>> 2, Infinity);
-      buf.stats[STAT.mergeEndAt] = performance.timeOrigin + performance.now();
-      Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.none);
-      Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
+    }
+    // A merge copies 68 bytes per buffered write: allow a second per million writes, and more.
+    const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS + buf.appended / 1000;
+    while (Atomics.load(this.ctrl, CTRL.hotState) !== HOT_STATE.live) {
+      if (!this.live) {
+        // Parked, stopped or crashed: nothing appends any more.
+        buf.mergeSome(mem32, this.dirty, wordsPerPage, Infinity);
+        buf.stats[STAT.mergeEndAt] = epoch();
+        Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.none);
+        Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
+        break;
+      }
+      if (Date.now() > deadline) throw new InternalError(`vm ${this.id}: the guest did not end its hot freeze (${buf.merged} of ${buf.appended} writes merged)`);
+      const n = buf.mergeSome(mem32, this.dirty, wordsPerPage, MERGE_SLICE);
+      Atomics.notify(buf.hdr, HDR.merged);
+      if (n > 0) await new Promise((r) => setImmediate(r));
+      // Caught up: the guest sees it at its next look (within a millisecond) and ends the freeze.
+      else await waitWhile(this.ctrl, CTRL.hotState, Atomics.load(this.ctrl, CTRL.hotState), 2);
     }
     this.hot = undefined;
     const st = buf.stats;
