@@ -163,6 +163,30 @@ test('cancelling a hot clone during the copy leaves the source running with all 
   await fleet.client.destroyVm(vm.id);
 });
 
+test('without --to a hot clone picks a host on the same datastore, or says why none fits; never the source host', async () => {
+  const vm = await createVm();
+  const picked = await fleet.client.waitJob((await fleet.client.clone({ vm: vm.name, hot: true })).id);
+  assert.equal(picked.state, 'completed', picked.error);
+  assert.equal(picked.plan!.targetHost, 'host-b', 'the host sharing host-a\'s datastore');
+  await fleet.client.destroyVm(picked.plan!.targetVm);
+  assert.equal(await codeOf(fleet.client.clone({ vm: vm.name, hot: true, targetHost: 'host-a' })), 'INVALID_ARGUMENT');
+  await fleet.client.destroyVm(vm.id);
+
+  // host-c shares its datastore with nobody.
+  const lone = await fleet.client.createVm({ name: `hot-lone-${n++}`, host: 'host-c', memoryMib: 16, workload: { dirtyRate: 1000, pattern: 'hotset', seed: 3 } });
+  const err = await fleet.client.clone({ vm: lone.name, hot: true }).then(
+    () => assert.fail('refused'),
+    (e: Error & { code?: string }) => e,
+  );
+  assert.equal(err.code, 'FAILED_PRECONDITION');
+  assert.match(err.message, /does not see datastore .* --copy-disks/);
+  const copied = await fleet.client.waitJob((await fleet.client.clone({ vm: lone.name, hot: true, copyDisks: true })).id);
+  assert.equal(copied.state, 'completed', copied.error);
+  assert.equal(copied.hot!.diskLinked, false);
+  await fleet.client.destroyVm(copied.plan!.targetVm);
+  await fleet.client.destroyVm(lone.id);
+});
+
 test('a hot clone of a suspended VM is refused; a finished job cannot be cancelled', async () => {
   const vm = await createVm();
   await driverVm(fleet, 'host-a', vm.id).suspend();

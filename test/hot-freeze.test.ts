@@ -13,6 +13,7 @@ import { SimDriver } from '../agent/src/mod.js';
 import { hashDiskView } from '../agent/src/drivers/disk-hash.js';
 import type { DriverVm } from '../agent/src/drivers/driver.js';
 import type { VmSpec } from '../shared/src/mod.js';
+import { CMD, CTRL } from '../agent/src/drivers/sim/layout.js';
 
 const root = mkdtempSync(join(tmpdir(), 'doppel-hot-freeze-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -155,6 +156,40 @@ test('a hot freeze needs a running VM and one at a time', async () => {
     const again = await vm.hotFreeze();
     await again.unfreeze();
     await again.disks.release('abort');
+  } finally {
+    await d.close();
+  }
+});
+
+test('a freeze the guest does not take in time is withdrawn: no hang, the guest runs on unfrozen, the next freeze works', async () => {
+  const d = driver();
+  try {
+    const vm = await d.create(spec('stubborn', 20_000, 500));
+    await vm.run();
+    await sleep(100);
+    // Park the guest behind the driver's back (as a descheduled vCPU would be): it cannot take the freeze.
+    const ctrl = (vm as unknown as { ctrl: Int32Array }).ctrl;
+    Atomics.store(ctrl, CTRL.cmd, CMD.suspend);
+    Atomics.notify(ctrl, CTRL.cmd);
+    await sleep(50);
+    await assert.rejects(vm.hotFreeze(), /did not take the hot freeze/);
+    Atomics.store(ctrl, CTRL.cmd, CMD.run);
+    Atomics.notify(ctrl, CTRL.cmd);
+    await sleep(100);
+    // The VM's turns are free, its guest writes on (the stale request was dropped), and a new freeze is clean.
+    const w0 = vm.guestWrites();
+    await sleep(100);
+    assert.ok(vm.guestWrites() > w0);
+    const chainBefore = vm.diskChains()[0]!.length;
+    const hot = await vm.hotFreeze({ journal: true });
+    await sleep(100);
+    const stats = await hot.unfreeze();
+    assert.equal(stats.mergedWrites, stats.bufferedWrites);
+    await hot.disks.release('abort');
+    await vm.settleDisks();
+    await vm.suspend();
+    checkJournal(hot.journal()!, await memoryWords(vm));
+    assert.ok(vm.diskChains()[0]!.length <= chainBefore, 'the aborted freeze left no extra layer');
   } finally {
     await d.close();
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Server } from '@grpc/grpc-js';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
+  AlreadyExistsError,
   AbortedError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -42,6 +43,7 @@ import { probeLink } from './precopy/probe.js';
 import { FAULTS } from './precopy/sender.js';
 import { runCloneJob } from './clone-job.js';
 import { runHotCloneJob } from './hot-clone-job.js';
+import { HOT_BUFFER_MAX_BYTES } from './drivers/driver.js';
 import { runBackupJob } from './backup/backup-job.js';
 import { backupFromClone } from './backup/clone-backup.js';
 import { runRestoreJob } from './backup/restore-job.js';
@@ -235,6 +237,8 @@ export class Agent {
 
   /** The signal a job runs under: the agent's stop, or a cancel of this job alone. */
   private jobSignal(jobId: string): AbortSignal {
+    // A start sent twice must not take the running job's canceller.
+    if (this.cancels.has(jobId)) throw new AlreadyExistsError(`job ${jobId} is already running on host '${this.opts.host}'`);
     const ac = new AbortController();
     this.cancels.set(jobId, ac);
     return AbortSignal.any([this.stopping.signal, ac.signal]);
@@ -355,7 +359,7 @@ export class Agent {
         const t = this.targets.stateOf(vm.id);
         if (t && INCOMPLETE_STATES.includes(t)) throw new FailedPreconditionError(`vm '${vm.spec.name}' is a clone still ${t}`);
         if (vm.state !== 'running') throw new FailedPreconditionError(`vm '${vm.spec.name}' is ${vm.state}: a hot clone freezes a running VM`);
-        requireInt('hot-clone buffer (bytes)', args.bufferBytes, 4096, 4 * 2 ** 30);
+        requireInt('hot-clone buffer (bytes)', args.bufferBytes, 4096, HOT_BUFFER_MAX_BYTES);
         requireInt('max bandwidth (bytes/s)', args.maxBandwidthBytesPerS, 0, 2 ** 40);
         const deps = this.cloneDeps(vm, args.jobId);
         this.startJob(

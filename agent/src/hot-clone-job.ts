@@ -17,6 +17,7 @@
  */
 import {
   DataCorruptionError,
+  ResourceExhaustedError,
   PageBatchEncoder,
   stateCrc,
   toDoppelError,
@@ -43,15 +44,16 @@ async function copyFrozenMemory(
   client: DataPlaneClient,
   args: HotCloneStartArgs,
   deps: HotCloneDeps,
+  signal: AbortSignal,
 ): Promise<{ pages: number; bytesRaw: number; bytesWire: number; ms: number }> {
   const t0 = performance.now();
   const { pages } = hot;
   const enc = new PageBatchEncoder({ pageSize: pages.pageSize });
   const stream = new PageStream(client, args.targetHost, deps.deadlineMs, args.tokens.pages);
   const pacer = new Pacer(deps.maxBandwidthBytesPerS);
-  const onAbort = () => stream.cancel(`hot clone cancelled: ${String(deps.signal.reason ?? 'aborted')}`);
-  if (deps.signal.aborted) onAbort();
-  deps.signal.addEventListener('abort', onAbort, { once: true });
+  const onAbort = () => stream.cancel(`hot clone cancelled: ${reasonText(signal.reason)}`);
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     await stream.write({ open: { jobId: args.jobId, targetVmId: args.targetVmId, pageSize: pages.pageSize, pageCount: pages.pageCount } });
     const flush = async (round: number) => {
@@ -70,8 +72,40 @@ async function copyFrozenMemory(
     stream.cancel('hot clone: memory copy failed');
     throw err;
   } finally {
-    deps.signal.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', onAbort);
   }
+}
+
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+}
+
+/** A source guest stalled this long on a full write buffer ends the clone: the copy is too slow for its writes. */
+export const FULL_BUFFER_LIMIT_MS = 30_000;
+
+/**
+ * Watches a freeze while the image is copied: a buffer that stays full (the guest's memory writes stalled) for
+ * FULL_BUFFER_LIMIT_MS aborts the copy, so a stuck or very slow target cannot hold the source up for long.
+ */
+function fullBufferWatchdog(hot: HotFreeze, parent: AbortSignal): { signal: AbortSignal; stop(): void } {
+  const ac = new AbortController();
+  let fullSince = 0;
+  const timer = setInterval(() => {
+    if (!hot.bufferFull()) {
+      fullSince = 0;
+      return;
+    }
+    fullSince ||= Date.now();
+    if (Date.now() - fullSince >= FULL_BUFFER_LIMIT_MS) {
+      ac.abort(
+        new ResourceExhaustedError(
+          `the source's write buffer has been full for ${FULL_BUFFER_LIMIT_MS / 1000} s (its guest's memory writes stalled): the copy to the target is too slow for its write rate; use a pre-copy clone, or a faster link`,
+        ),
+      );
+    }
+  }, 250);
+  timer.unref();
+  return { signal: AbortSignal.any([parent, ac.signal]), stop: () => clearInterval(timer) };
 }
 
 /** Bytes of data in the frozen layers (the base the source and the clone share), as the source's chain holds them. */
@@ -99,9 +133,21 @@ export async function runHotCloneJob(vm: DriverVm, args: HotCloneStartArgs, deps
     log.info({ levels: levels.map((l) => `${l.level}+${l.offsetMs.toFixed(3)}ms`) }, 'source frozen (disks, RAM, vCPU); the guest runs on');
 
     const frozenHash = args.verify ? await hot.frozenHash() : '';
-    const mem = await copyFrozenMemory(hot, deps.client, args, deps);
+    const watchdog = fullBufferWatchdog(hot, deps.signal);
+    let mem: Awaited<ReturnType<typeof copyFrozenMemory>>;
+    try {
+      mem = await copyFrozenMemory(hot, deps.client, args, deps, watchdog.signal);
+    } catch (err) {
+      throw watchdog.signal.aborted && !deps.signal.aborted ? watchdog.signal.reason : err;
+    } finally {
+      watchdog.stop();
+    }
     events.emit({ ...base, type: 'clone.memory-copied', ...mem });
     log.info({ pages: mem.pages, bytesWire: mem.bytesWire, ms: Math.round(mem.ms), buffered: hot.bufferedWrites() }, 'frozen memory copied');
+    // The memory is on the target: the source's buffered writes go back in before the disks are handed over.
+    merged = await hot.unfreeze();
+    log.info({ buffered: merged.bufferedWrites, stallMs: +merged.stallMs.toFixed(3), frozenMs: Math.round(merged.frozenMs) }, 'source unfrozen: buffered writes merged');
+    // The clone's image does not change before it runs: compared after the unfreeze, so the source is not held up.
     let cloneHash = '';
     if (args.verify) {
       cloneHash = (await cloneMemoryHash(deps.client, args)).memoryHash;
@@ -109,9 +155,6 @@ export async function runHotCloneJob(vm: DriverVm, args: HotCloneStartArgs, deps
         throw new DataCorruptionError(`clone memory hash ${cloneHash.slice(0, 16)}… differs from the frozen image's ${frozenHash.slice(0, 16)}…`);
       }
     }
-    // The memory is on the target: the source's buffered writes go back in before the disks are handed over.
-    merged = await hot.unfreeze();
-    log.info({ buffered: merged.bufferedWrites, stallMs: +merged.stallMs.toFixed(3), frozenMs: Math.round(merged.frozenMs) }, 'source unfrozen: buffered writes merged');
 
     const disk = await copyDisks(hot.disks, deps.client, {
       jobId: args.jobId,

@@ -601,13 +601,18 @@ export class CoordinatorService {
     let target: HostRecord;
     if (req.targetHost) {
       target = await this.upHost(req.targetHost, 'target');
+      if (target.name === source.name) {
+        throw new InvalidArgumentError(`target host '${target.name}' is the source's host; a hot clone goes to a second host`);
+      }
       const problem = roomProblem(target, vm.memoryMib);
       if (problem) throw new ResourceExhaustedError(problem);
     } else {
-      // Another host on the same datastore when there is one: the clone then needs no disk copy.
+      // A host on the same datastore with room when there is one (the clone then needs no disk copy); else any
+      // host, and planHotClone says why that needs --copy-disks.
       const hosts = await this.d.registry.list();
-      const sameStore = hosts.filter((h) => h.datastore === source.datastore || h.name === source.name);
-      target = pickHost(req.copyDisks ? hosts : sameStore.length > 0 ? sameStore : hosts, vm.memoryMib, source.name);
+      const peers = hosts.filter((h) => h.name !== source.name && source.datastore !== '' && h.datastore === source.datastore);
+      const roomy = peers.filter((h) => h.state === 'up' && !roomProblem(h, vm.memoryMib));
+      target = pickHost(!req.copyDisks && roomy.length > 0 ? roomy : hosts, vm.memoryMib, source.name);
     }
     const { linked } = planHotClone(vm, source, target, req.copyDisks === true);
     const cloneName = requireName('clone name', req.cloneName || `${vm.name.slice(0, 40)}-hot-${newId('x').slice(-6)}`);

@@ -174,6 +174,8 @@ export interface HotFreeze {
   readonly disks: DiskSnapshot;
   /** Writes buffered so far. */
   bufferedWrites(): number;
+  /** The buffer is full: the guest waits (its memory writes stall) until the unfreeze merges it. */
+  bufferFull(): boolean;
   /** SHA-256 of the frozen memory image, hex. */
   frozenHash(): Promise<string>;
   /** Merges the buffered writes into memory, in order, and ends the freeze (idempotent). */
@@ -181,6 +183,9 @@ export interface HotFreeze {
   /** Tests: line numbers and write counters of every buffered write (interleaved), when asked for at the freeze. */
   journal(): Uint32Array | null;
 }
+
+/** Hot-freeze buffers above this are refused: they live in the agent's memory next to the guest's. */
+export const HOT_BUFFER_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface HotFreezeOptions {
   /** Bound on the write buffer (default 64 MiB): a guest that fills it waits for the unfreeze. */

@@ -270,13 +270,17 @@ export class LocalFleet {
     this.coordinator = undefined;
   }
 
-  async startAgent(host: string, overrides: { memoryMib?: number } = {}): Promise<void> {
+  /**
+   * Starts an agent. `process: true` runs it as a child process even in an in-process fleet (so a test can kill
+   * it outright with killAgent while reading the other agents' objects).
+   */
+  async startAgent(host: string, overrides: { memoryMib?: number; process?: boolean } = {}): Promise<void> {
     const memoryMib = overrides.memoryMib ?? this.opts.agentMemoryMib;
     const dataDir = path.join(await this.dataRoot, host);
     const shared = this.opts.sharedDatastore;
     const sharesStore = shared === true || (Array.isArray(shared) && shared.includes(host));
     const datastoreDir = sharesStore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
-    if (this.mode === 'in-process') {
+    if (this.mode === 'in-process' && overrides.process !== true) {
       const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`, {
         ...this.natsCreds(host),
         inboxPrefix: agentInboxPrefix(host),
@@ -323,7 +327,7 @@ export class LocalFleet {
     return this.opts.logger ?? silentLogger();
   }
 
-  /** Kills an agent's process outright (process mode), as a host that dies: no last heartbeat. */
+  /** Kills an agent's process outright (one running as a child process), as a host that dies: no last heartbeat. */
   async killAgent(host: string): Promise<void> {
     const i = this.components.findIndex((c) => c.name === host);
     const c = this.components[i];

@@ -26,7 +26,11 @@ export class GuestDisks {
   /** A hot freeze the driver posted: held, with every message after it, until the worker freezes. */
   private hot: (ToWorker & { t: 'hot' }) | undefined;
 
-  constructor(private readonly data: WorkerDisksData) {
+  constructor(
+    private readonly data: WorkerDisksData,
+    /** The id of the hot freeze the driver asks for now (0: none); a held 'hot' message of another id is stale. */
+    private readonly currentHotId: () => number = () => 0,
+  ) {
     this.blockSize = data.blockSize;
     this.cbt = data.cbt.map((b) => new Int32Array(b));
     this.pending = data.pending.map((b) => new Int32Array(b));
@@ -70,12 +74,14 @@ export class GuestDisks {
   drain(): void {
     let chains: WorkerChain[] | undefined;
     let merges: { disk: number; id: number; shared: number }[] = [];
+    // A freeze the driver withdrew (it gave up waiting) must not hold up the messages after it.
+    if (this.hot && this.hot.id !== this.currentHotId()) this.hot = undefined;
     while (!this.hot) {
       const m = receiveMessageOnPort(this.port) as { message: ToWorker } | undefined;
       if (!m) break;
       const msg = m.message;
       if (msg.t === 'hot') {
-        this.hot = msg;
+        if (msg.id === this.currentHotId()) this.hot = msg;
       } else if (msg.t === 'chain') {
         chains = msg.chains;
         merges = [];
@@ -99,10 +105,10 @@ export class GuestDisks {
    * The disk level of a hot freeze: takes the held freeze's chains (the frozen layers plus a new overlay per disk,
    * so the guest's next writes make new blocks) and returns its buffers; undefined if the message has not come.
    */
-  takeHot(): (ToWorker & { t: 'hot' }) | undefined {
+  takeHot(id: number): (ToWorker & { t: 'hot' }) | undefined {
     this.drain();
     const hot = this.hot;
-    if (!hot) return undefined;
+    if (!hot || hot.id !== id) return undefined;
     this.hot = undefined;
     this.setChains(hot.chains);
     return hot;

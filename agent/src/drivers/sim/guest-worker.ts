@@ -22,11 +22,11 @@ import { DiskWorkload, nextUnit } from './guest-workload.js';
 
 const data = workerData as GuestWorkerData;
 const { pageCount, pageSize, dirtyRate, pattern, hotBase, hotPages } = data;
-const disks = new GuestDisks(data.disks);
+const ctrl = new Int32Array(data.buffers.ctrl);
+const disks = new GuestDisks(data.disks, () => Atomics.load(ctrl, CTRL.hotId));
 const diskRate = disks.totalBlocks > 0 ? data.diskWriteRate : 0;
 const mem32 = new Uint32Array(data.buffers.memory);
 const dirty = new Int32Array(data.buffers.dirty);
-const ctrl = new Int32Array(data.buffers.ctrl);
 const ms = new Uint32Array(data.buffers.machine);
 const diskLoad = new DiskWorkload(ms, pattern, disks.totalBlocks, disks.blockSize, data.seed);
 const wordsPerPage = pageSize >>> 2;
@@ -134,13 +134,20 @@ class Pace {
  */
 function freeze(): void {
   const t0 = epochMs();
-  let hot = disks.takeHot();
+  const id = Atomics.load(ctrl, CTRL.hotId);
+  let hot = disks.takeHot(id);
   // The driver posts the message before it sets the command, so it is there; wait a moment if not yet visible.
   for (let i = 0; !hot && i < 100; i++) {
     Atomics.wait(ctrl, CTRL.hotState, Atomics.load(ctrl, CTRL.hotState), 1);
-    hot = disks.takeHot();
+    hot = disks.takeHot(id);
   }
-  if (!hot) throw new Error('hot freeze requested without its buffers');
+  if (!hot) {
+    // Never crash the guest for it: say so and run on unfrozen; the driver ends the attempt.
+    Atomics.store(ctrl, CTRL.hotCmd, HOT_CMD.none);
+    Atomics.store(ctrl, CTRL.hotState, HOT_STATE.failed);
+    Atomics.notify(ctrl, CTRL.hotState);
+    return;
+  }
   const buf = new WriteBuffer(hot.buffers);
   buf.stats[STAT.ioFrozenAt] = epochMs();
   frozen = buf;
@@ -149,6 +156,7 @@ function freeze(): void {
   const t1 = epochMs();
   buf.stats[STAT.vcpuFrozenAt] = t1;
   buf.addStall(t1 - t0);
+  Atomics.store(ctrl, CTRL.hotCmd, HOT_CMD.none);
   Atomics.store(ctrl, CTRL.hotState, HOT_STATE.frozen);
   Atomics.notify(ctrl, CTRL.hotState);
 }
@@ -179,7 +187,8 @@ function endFreeze(buf: WriteBuffer): void {
 function hotTurn(): boolean {
   const cmd = Atomics.load(ctrl, CTRL.hotCmd);
   if (!frozen) {
-    if (cmd === HOT_CMD.freeze && Atomics.load(ctrl, CTRL.hotState) === HOT_STATE.live) freeze();
+    // Commit to the request, unless the driver withdrew it first.
+    if (cmd === HOT_CMD.freeze && Atomics.compareExchange(ctrl, CTRL.hotCmd, HOT_CMD.freeze, HOT_CMD.freezing) === HOT_CMD.freeze) freeze();
     return true;
   }
   if (cmd === HOT_CMD.unfreeze) {
@@ -227,11 +236,15 @@ function run(): void {
       Atomics.store(ctrl, CTRL.state, STATE.suspended);
       Atomics.notify(ctrl, CTRL.state);
       while (Atomics.load(ctrl, CTRL.cmd) === CMD.suspend) Atomics.wait(ctrl, CTRL.cmd, CMD.suspend);
+      // A stop from parked: no acknowledgement of running on the way.
+      if (Atomics.load(ctrl, CTRL.cmd) === CMD.stop) continue;
       // The driver may have changed the disk chains while the vCPU was parked (a snapshot): learn that before
       // any write. A resumed guest does not catch up on the writes it missed while stopped. The driver may
       // also have merged a frozen memory's buffer itself while the guest was parked.
       disks.drain();
       if (frozen && Atomics.load(ctrl, CTRL.hotState) === HOT_STATE.live) {
+        // A wait on a full buffer ended when the driver merged it: count it.
+        if (fullSince > 0) frozen.addStall(epochMs() - fullSince);
         frozen = undefined;
         fullSince = 0;
       }

@@ -19,14 +19,21 @@ export const CTRL = {
   hotCmd: 3,
   /** Acknowledged by the guest: HOT_STATE. */
   hotState: 4,
+  /** The id of the hot freeze requested (its 'hot' message carries it); 0 after a withdrawn request. */
+  hotId: 5,
   length: 8,
 } as const;
 
 export const CMD = { run: 0, suspend: 1, stop: 2 } as const;
 export const STATE = { running: 0, suspended: 1, stopped: 2, booting: 3 } as const;
-/** A hot clone's memory freeze: `freeze` takes the 'hot' message's buffers and chains; `unfreeze` merges. */
-export const HOT_CMD = { none: 0, freeze: 1, unfreeze: 2 } as const;
-export const HOT_STATE = { live: 0, frozen: 1, merging: 2 } as const;
+/**
+ * A hot clone's memory freeze. The driver asks `freeze`; the guest commits to it by swapping it for `freezing`
+ * (a driver that gives up swaps `freeze` back to `none`: exactly one of them wins), then takes the 'hot' message
+ * of the current id, freezes, and acknowledges `frozen`. `unfreeze` asks it to end once the merge caught up.
+ */
+export const HOT_CMD = { none: 0, freeze: 1, unfreeze: 2, freezing: 3 } as const;
+/** `failed`: the guest committed but found no 'hot' message for the request; it did not freeze. */
+export const HOT_STATE = { live: 0, frozen: 1, merging: 2, failed: 3 } as const;
 
 /** Machine-state words (Uint32). vCPU registers first, then device counters. */
 export const MS = {
@@ -131,7 +138,7 @@ export type ToWorker =
    * A hot freeze: the worker holds it (and every message after it) until the driver's HOT_CMD.freeze, then takes
    * the chains (the disk level), starts buffering memory writes and copies the vCPU state, all in one step.
    */
-  | { t: 'hot'; chains: WorkerChain[]; buffers: HotBuffers };
+  | { t: 'hot'; id: number; chains: WorkerChain[]; buffers: HotBuffers };
 
 /** Worker to driver: a merge ended; `dropped` are the layers no longer in the chain (the chain record is written). */
 export type FromWorker = { t: 'merged'; disk: number; id: number; dropped: string[] };

@@ -30,6 +30,7 @@ import type {
   StorageSnapshotMade,
   VmUsageCounters,
 } from '../driver.js';
+import { HOT_BUFFER_MAX_BYTES } from '../driver.js';
 import { CMD, CTRL, DEVICE_FIELDS, HOT_CMD, HOT_STATE, MS, PATTERN_CODE, STATE, VCPU_FIELDS, type GuestBuffers, type GuestWorkerData } from './layout.js';
 import { HDR, STAT, WriteBuffer, newHotBuffers } from './hot-buffer.js';
 import { fillGuestMemory } from './content.js';
@@ -39,14 +40,13 @@ import type { VmDisks } from './vm-disks.js';
 import { ChangeTracker } from './cbt.js';
 import { writeVmRecord } from './vm-record.js';
 import { waitWhile } from './wait.js';
+import type { SimDiskSnapshot } from './disk-view.js';
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** The default bound on a hot freeze's write buffer: about a million buffered writes. */
 export const HOT_BUFFER_BYTES = 64 * 1024 * 1024;
 /** Buffered writes merged per turn of the agent's event loop (about a millisecond's work). */
 const MERGE_SLICE = 4096;
-/** Hot-freeze buffers above this are refused: they live in memory next to the guest's. */
-const HOT_BUFFER_MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const LEVEL_WHAT = {
   io: 'device and disk caches: the disks take new overlays, device state is held',
   ram: 'guest RAM: writes go to the write buffer',
@@ -119,7 +119,8 @@ export class SimVm implements DriverVm {
   private suspends = 0;
   /** The hot freeze in force, if any. */
   private hot: WriteBuffer | undefined;
-  /** Tests: journal every hot freeze's buffered writes, and keep the last freeze for a look afterwards. */
+  private hotSeq = 0;
+  /** Tests: journal every hot freeze's buffered writes, and keep the last journaled freeze for a look afterwards. */
   journalHotFreezes = false;
   lastHotFreeze: HotFreeze | undefined;
   readonly id: string;
@@ -455,7 +456,7 @@ export class SimVm implements DriverVm {
   private async hotFreezeNow(opts: HotFreezeOptions): Promise<HotFreeze> {
     const bytes = opts.bufferBytes ?? HOT_BUFFER_BYTES;
     if (!Number.isInteger(bytes) || bytes < 4096 || bytes > HOT_BUFFER_MAX_BYTES) {
-      throw new InvalidArgumentError(`a hot-freeze buffer must be 4 KiB to ${HOT_BUFFER_MAX_BYTES / 2 ** 30} GiB (got ${bytes})`);
+      throw new InvalidArgumentError(`a hot-freeze buffer must be 4 KiB to ${HOT_BUFFER_MAX_BYTES / 2 ** 20} MiB (got ${bytes})`);
     }
     if (!this.live) throw new FailedPreconditionError(`vm ${this.id} is ${this._state}: a hot clone freezes a running VM (clone a suspended one as it is)`);
     if (this.hot) throw new FailedPreconditionError(`vm ${this.id} is already frozen for another hot clone`);
@@ -463,20 +464,33 @@ export class SimVm implements DriverVm {
     await this.foldDisks();
     const buffers = newHotBuffers(bytes, MS.length, opts.journal ?? this.journalHotFreezes);
     const buf = new WriteBuffer(buffers);
-    const disks = this.vmDisks.freeze({ shareable: true }, this, buffers);
-    this.hot = buf;
+    const id = ++this.hotSeq;
+    // The id goes first: the guest ignores (and drops) a 'hot' message of any other id.
+    Atomics.store(this.ctrl, CTRL.hotId, id);
+    const disks = this.vmDisks.freeze({ shareable: true }, this, { id, buffers });
+    Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
     Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.freeze);
     Atomics.notify(this.ctrl, CTRL.hotCmd);
     this.wake();
-    try {
-      await this.waitHot(HOT_STATE.frozen, HANDSHAKE_TIMEOUT_MS);
-    } catch (err) {
-      // The guest never froze (it crashed): the disk snapshot goes; the memory was never frozen.
-      Atomics.store(this.ctrl, CTRL.hotCmd, HOT_CMD.none);
-      this.hot = undefined;
-      await disks.release('abort').catch(() => undefined);
-      throw err;
+    const outcome = await this.freezeHandshake();
+    if (outcome !== 'frozen') {
+      // The guest did not freeze and never will for this request: it goes on writing the layers it had, so it
+      // gets the new overlays the plain way, and the snapshot ends here (inside this turn: release() would queue
+      // behind it).
+      Atomics.store(this.ctrl, CTRL.hotId, 0);
+      Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
+      this.vmDisks.postChains();
+      this.wake();
+      (disks as SimDiskSnapshot).released = true;
+      this.vmDisks.endSnapshot(disks, 'abort');
+      if (this.workerError) throw new InternalError(`vm ${this.id}: guest crashed: ${this.workerError.message}`);
+      throw new InternalError(
+        outcome === 'failed'
+          ? `vm ${this.id}: the guest found no freeze request to take; it runs on unfrozen`
+          : `vm ${this.id}: the guest did not take the hot freeze within ${HANDSHAKE_TIMEOUT_MS} ms; it runs on unfrozen`,
+      );
     }
+    this.hot = buf;
     const at = (i: number) => buf.stats[i]!;
     const levels = [
       { level: 'io' as const, what: LEVEL_WHAT.io, frozenAt: at(STAT.ioFrozenAt) },
@@ -484,16 +498,46 @@ export class SimVm implements DriverVm {
       { level: 'vcpu' as const, what: LEVEL_WHAT.vcpu, frozenAt: at(STAT.vcpuFrozenAt) },
     ];
     let stats: Promise<HotFreezeStats> | undefined;
-    return (this.lastHotFreeze = {
+    const freeze: HotFreeze = {
       levels,
       pages: this.pages(),
       state: stateBlob(new Uint32Array(buffers.frozenMachine)),
       disks,
       bufferedWrites: () => buf.appended,
+      bufferFull: () => buf.full && !buf.drained,
       frozenHash: () => this.memoryHash(),
-      unfreeze: () => (stats ??= this.exclusive(() => this.unfreezeNow(buf))),
+      unfreeze: () => {
+        // A failed unfreeze is not remembered: the caller may try again.
+        stats ??= this.exclusive(() => this.unfreezeNow(buf)).catch((err: unknown) => {
+          stats = undefined;
+          throw err;
+        });
+        return stats;
+      },
       journal: () => buf.journalEntries(),
-    });
+    };
+    // Tests look at the last freeze's journal; otherwise its buffers go with the freeze.
+    if (buffers.journal) this.lastHotFreeze = freeze;
+    return freeze;
+  }
+
+  /**
+   * Waits for the guest to take a hot freeze. On a timeout the request is withdrawn (freeze swapped back to none)
+   * unless the guest committed to it first; a committed guest finishes within a step, so it is waited for.
+   */
+  private async freezeHandshake(): Promise<'frozen' | 'failed' | 'timeout'> {
+    const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS;
+    for (;;) {
+      const st = Atomics.load(this.ctrl, CTRL.hotState);
+      if (st === HOT_STATE.frozen) return 'frozen';
+      if (st === HOT_STATE.failed) return 'failed';
+      const gone = this.workerError !== undefined || !this.worker;
+      if (gone || Date.now() > deadline) {
+        if (Atomics.compareExchange(this.ctrl, CTRL.hotCmd, HOT_CMD.freeze, HOT_CMD.none) === HOT_CMD.freeze) return 'timeout';
+        if (gone) return 'timeout';
+      }
+      await waitWhile(this.ctrl, CTRL.hotState, st, 50);
+    }
   }
 
   /**
@@ -511,8 +555,8 @@ export class SimVm implements DriverVm {
       Atomics.notify(this.ctrl, CTRL.hotCmd);
       this.wake();
     }
-    // A merge copies 68 bytes per buffered write: allow a second per million writes, and more.
-    const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS + buf.appended / 1000;
+    // No deadline: the guest cannot append past the buffer's end, so the merge catches up with it; a guest that
+    // stops or dies meanwhile is merged here.
     while (Atomics.load(this.ctrl, CTRL.hotState) !== HOT_STATE.live) {
       if (!this.live) {
         // Parked, stopped or crashed: nothing appends any more.
@@ -522,7 +566,6 @@ export class SimVm implements DriverVm {
         Atomics.store(this.ctrl, CTRL.hotState, HOT_STATE.live);
         break;
       }
-      if (Date.now() > deadline) throw new InternalError(`vm ${this.id}: the guest did not end its hot freeze (${buf.merged} of ${buf.appended} writes merged)`);
       const n = buf.mergeSome(mem32, this.dirty, wordsPerPage, MERGE_SLICE);
       Atomics.notify(buf.hdr, HDR.merged);
       if (n > 0) await new Promise((r) => setImmediate(r));
@@ -540,20 +583,6 @@ export class SimVm implements DriverVm {
       frozenMs: st[STAT.mergeEndAt]! - st[STAT.ramFrozenAt]!,
       mergeMs: st[STAT.mergeEndAt]! - st[STAT.mergeStartAt]!,
     };
-  }
-
-  /** Waits until the guest acknowledges a hot-freeze state. */
-  private async waitHot(want: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const cur = Atomics.load(this.ctrl, CTRL.hotState);
-      if (cur === want) return;
-      if (this.workerError) throw new InternalError(`vm ${this.id}: guest crashed: ${this.workerError.message}`);
-      if (!this.worker) throw new InternalError(`vm ${this.id}: the guest stopped during a hot freeze`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new InternalError(`vm ${this.id}: guest did not reach hot-freeze state ${want} within ${Math.round(timeoutMs)} ms`);
-      await waitWhile(this.ctrl, CTRL.hotState, cur, Math.min(left, 50));
-    }
   }
 
   /** The disk as it is now, for tests and checks: consistent only while the guest is suspended. */

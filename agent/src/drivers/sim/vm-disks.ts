@@ -228,8 +228,11 @@ export class VmDisks {
     return { t: 'chain', chains: this.chains.map((c) => ({ layers: c.layers.map((l) => l.desc), shared: c.shared })) };
   }
 
-  /** Tells a parked worker the new chains; it takes them before its next write. */
-  private postChains(): void {
+  /**
+   * Tells a parked worker the new chains; it takes them before its next write. Also after a hot freeze the guest
+   * never took: it then takes the new overlays from this message instead.
+   */
+  postChains(): void {
     if (!this.port) return;
     const msg: ToWorker = this.workerChains();
     this.port.postMessage(msg);
@@ -365,7 +368,7 @@ export class VmDisks {
    * becomes read-only and a new empty one goes on top. O(1): no data is copied. With `hot` (a hot clone) the
    * guest runs on instead, and the moment is its freeze step (see guest-worker.ts).
    */
-  freeze(opts: SnapshotOptions, owner: SnapshotOwner, hot?: HotBuffers): DiskSnapshot {
+  freeze(opts: SnapshotOptions, owner: SnapshotOwner, hot?: { id: number; buffers: HotBuffers }): DiskSnapshot {
     if (hot && !this.port) throw new FailedPreconditionError('a hot freeze needs the guest running');
     this.checkOpen();
     this.drain();
@@ -396,7 +399,7 @@ export class VmDisks {
     if (hot) {
       // A running guest takes the new overlays at its freeze step, with its memory freeze: until then it writes the
       // frozen layers, which the snapshot is read from only once the guest has acknowledged the freeze.
-      const msg: ToWorker = { t: 'hot', chains: this.workerChains().chains, buffers: hot };
+      const msg: ToWorker = { t: 'hot', id: hot.id, chains: this.workerChains().chains, buffers: hot.buffers };
       this.port!.postMessage(msg);
     } else {
       this.postChains();
