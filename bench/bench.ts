@@ -5,7 +5,7 @@
  * deduplication (bench/backup-bench.ts). Prints tables; checks nothing, fails nothing.
  *
  *   --vm-memory-mib N   guest size (default 1024)
- *   --only clone|backup|snapshot|hot  run one part
+ *   --only clone|backup|snapshot|hot|bypass  run one part
  *   --json              also print one JSON line with every figure
  */
 import { parseArgs } from 'node:util';
@@ -16,10 +16,11 @@ import { connectNats, sendCommand } from '../shared/src/mod.js';
 import { backupBench } from './backup-bench.js';
 import { snapshotBench } from './snapshot-bench.js';
 import { hotBench } from './hot-bench.js';
+import { bypassBench } from './bypass-bench.js';
 
 const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' } } });
 const only = values.only ?? '';
-if (only && !['clone', 'backup', 'snapshot', 'hot'].includes(only)) throw new Error(`--only must be clone, backup, snapshot or hot (got '${only}')`);
+if (only && !['clone', 'backup', 'snapshot', 'hot', 'bypass'].includes(only)) throw new Error(`--only must be clone, backup, snapshot, hot or bypass (got '${only}')`);
 const MIB = Number(values['vm-memory-mib'] ?? 1024);
 const MAX_DOWNTIME_MS = 300;
 
@@ -157,4 +158,5 @@ if (!only || only === 'clone') {
 if (!only || only === 'backup') figures.backup = await backupBench();
 if (!only || only === 'snapshot') figures.snapshots = await snapshotBench();
 if (!only || only === 'hot') figures.hot = await hotBench(MIB);
+if (!only || only === 'bypass') figures.bypass = await bypassBench();
 if (values.json) console.log(JSON.stringify(figures));

@@ -35,7 +35,7 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
 fi
 
 # --- build -----------------------------------------------------------------
-if [ ! -f dist/.built ] || [ -n "$(find proto shared agent coordinator repository cli bench test tsconfig.json -newer dist/.built -type f -print -quit 2>/dev/null)" ]; then
+if [ ! -f dist/.built ] || [ -n "$(find proto shared agent coordinator repository array cli bench test tsconfig.json -newer dist/.built -type f -print -quit 2>/dev/null)" ]; then
   say "building TypeScript"
   npx --no-install tsc -p . >&2
   touch dist/.built

@@ -124,6 +124,21 @@ test('demo --scenario hot-clone: the frozen image by hash, every buffered write 
   assert.notEqual(h.cloneMac, h.sourceMac);
 });
 
+test('demo --scenario bypass-backup: equal tokens after a restore, an incremental, and different tokens without the revert', async () => {
+  const r = await cli(['demo', '--scenario', 'bypass-backup', '--json', '--vm-memory-mib', '32', '--disk-mib', '64', '--disk-write-rate', '100']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  type Out = { ok: boolean; bypass: Record<string, unknown>; restore: Record<string, number>; incremental: Record<string, unknown>; noRevert: Record<string, number> };
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Out;
+  assert.equal(out.ok, true);
+  assert.ok(String(out.bypass.t1) < String(out.bypass.t2));
+  assert.ok(Number(out.bypass.blocksReverted) > 0);
+  assert.ok(out.restore.imageToken! > 0);
+  assert.equal(out.restore.imageToken, out.restore.bypassToken);
+  assert.equal(out.incremental.kind, 'incremental');
+  assert.equal(out.incremental.imageToken, out.incremental.bypassToken);
+  assert.notEqual(out.noRevert.imageToken, out.noRevert.bypassToken);
+});
+
 test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doppel-repo-serve-'));
   // Outside `doppel up` and the demo, plaintext needs saying so.

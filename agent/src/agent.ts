@@ -44,6 +44,7 @@ import { FAULTS } from './precopy/sender.js';
 import { runCloneJob } from './clone-job.js';
 import { runHotCloneJob } from './hot-clone-job.js';
 import { HOT_BUFFER_MAX_BYTES } from './drivers/driver.js';
+import type { ArrayApi } from './bypass/array-view.js';
 import { runBackupJob } from './backup/backup-job.js';
 import { backupFromClone } from './backup/clone-backup.js';
 import { runRestoreJob } from './backup/restore-job.js';
@@ -58,6 +59,8 @@ export interface AgentDeps {
   transport: Transport;
   /** Checks the coordinator's stream tokens (its public key, bound to this host's name). */
   tokens: StreamTokenVerifier;
+  /** The storage array that holds the VMs' bypass volumes (seed 001), if the host has one. */
+  array?: ArrayApi;
 }
 
 export class Agent {
@@ -392,12 +395,20 @@ export class Agent {
           if (!args.clone) throw new InvalidArgumentError('a clone-mode backup needs its clone arguments');
           this.checkCloneArgs(vm, args.clone);
         }
+        if (args.skipRevert && !this.opts.allowFaultInjection) {
+          throw new FailedPreconditionError(`skipping the revert is a test flag; host '${this.opts.host}' does not allow it (--allow-fault-injection)`);
+        }
+        if (args.mode === 'bypass' && !this.deps.array) {
+          throw new FailedPreconditionError(`vm '${vm.spec.name}' has bypass volumes, but host '${this.opts.host}' has no storage array configured (--array URL)`);
+        }
         const deps = this.cloneDeps(vm, args.jobId);
         this.startJob(vm.id, `backup job ${args.jobId}`, () =>
           runBackupJob(vm, args, {
             ...deps,
             nc: this.deps.nc,
             heartbeatMs: this.opts.heartbeatMs,
+            driver: this.deps.driver,
+            ...(this.deps.array ? { array: this.deps.array } : {}),
             ...(args.clone ? { client: this.client(args.clone.targetHost, args.clone.targetAddr) } : {}),
           }),
           args.jobId,
@@ -424,7 +435,9 @@ export class Agent {
       'vm.restore': async (args) => {
         const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name), identity: args.identity });
         const names = (disks: readonly { name: string }[]) => disks.map((d) => d.name).join(',');
-        if (names(spec.disks) !== names(args.backup.disks)) {
+        // A bypass-mode backup also holds the bypass volumes (restored onto the array): compare the image disks.
+        const bypassDisks = new Set((args.backup.bypass?.volumes ?? []).map((v) => v.disk));
+        if (names(spec.disks) !== names(args.backup.disks.filter((d) => !bypassDisks.has(d.name)))) {
           throw new InvalidArgumentError(`backup ${args.backup.id} holds disks [${names(args.backup.disks)}] but its configuration names [${names(spec.disks)}]`);
         }
         this.checkRoom(spec.memoryMib);
@@ -432,6 +445,7 @@ export class Agent {
         await this.announce(vm, 'vm.created');
         this.startJob(vm.id, `restore job ${args.jobId}`, () =>
           runRestoreJob(vm, args, {
+            ...(this.deps.array ? { array: this.deps.array } : {}),
             host: this.opts.host,
             transport: this.deps.transport,
             driver: this.deps.driver,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `doppel` command line. */
 import { toDoppelError } from '../../shared/src/mod.js';
-import { agentCommand, coordinatorCommand, repoCommand, upCommand } from './commands/daemons.js';
+import { agentCommand, arrayCommand, coordinatorCommand, repoCommand, upCommand } from './commands/daemons.js';
 import { backupCommand, backupsCommand, restoreCommand, verifyCommand } from './commands/backup.js';
 import { cloneCommand, eventsCommand, hostsCommand, jobCommand, jobsCommand, vmCommand, vmsCommand } from './commands/api.js';
 import { demoCommand } from './demo/demo.js';
@@ -29,6 +29,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   verify: { run: verifyCommand, about: 'check every chunk of a backup' },
   'nats-auth': { run: natsAuthCommand, about: 'NATS users and subject permissions for a fleet (auth.conf + credentials)' },
   repo: { run: repoCommand, about: 'repo serve --dir DIR: run a standalone backup repository' },
+  array: { run: arrayCommand, about: 'array serve --dir DIR: run a simulated storage array (volumes and snapshots over HTTP)' },
   certs: { run: certsCommand, about: 'certs init | issue NAME --role ROLE | show NAME | list: the fleet PKI (mutual TLS)' },
 };
 

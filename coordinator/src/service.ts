@@ -85,6 +85,8 @@ export interface BackupRequest {
   onNonConvergence?: string;
   maxBandwidthMbps?: number;
   cloneSettleMs?: number;
+  /** Tests only (the agent must allow fault injection): a bypass-mode backup skips its revert to t1. */
+  skipRevert?: boolean;
 }
 
 export interface RestoreRequest {
@@ -446,7 +448,11 @@ export class CoordinatorService {
     await this.checkRepository();
     const incremental = req.incremental === true;
     const latest = incremental ? await this.d.catalog.latest(vm.id) : undefined;
-    const base = latest ? { backupId: latest.id, repository: latest.repository } : null;
+    const base = latest ? { backupId: latest.id, repository: latest.repository, ...(latest.bypass ? { arraySnapshot: latest.bypass.arraySnapshot } : {}) } : null;
+    // A guest that writes volumes past the hypervisor is backed up on its own host, time-consistently (seed 001):
+    // a live clone could not carry volumes the hypervisor does not see.
+    const bypass = (vm.bypass ?? []).length > 0;
+    if (req.skipRevert && !bypass) throw new InvalidArgumentError('skipRevert applies only to a VM with bypass volumes');
     const fullReason = !incremental
       ? 'a full backup was asked for (no --incremental)'
       : !latest
@@ -454,7 +460,7 @@ export class CoordinatorService {
         : '';
     const info: BackupJobInfo = {
       backupId,
-      mode: req.direct === true ? 'direct' : 'clone',
+      mode: bypass ? 'bypass' : req.direct === true ? 'direct' : 'clone',
       incremental,
       baseBackupId: base?.backupId ?? '',
       keepClone: req.keepClone === true,
@@ -462,8 +468,19 @@ export class CoordinatorService {
       result: null,
     };
     const cloneSettleMs = requireInt('clone settle time (ms)', req.cloneSettleMs ?? 0, 0, 3_600_000);
-    const startArgs = { jobId: '', backupId, vmId: vm.id, mode: info.mode, base, fullReason, repository: this.d.repository, keepClone: info.keepClone, cloneSettleMs };
-    if (req.direct === true) {
+    const startArgs = {
+      jobId: '',
+      backupId,
+      vmId: vm.id,
+      mode: info.mode,
+      base,
+      fullReason,
+      repository: this.d.repository,
+      keepClone: info.keepClone,
+      cloneSettleMs,
+      ...(req.skipRevert ? { skipRevert: true } : {}),
+    };
+    if (req.direct === true || bypass) {
       const { host } = await this.locate(req.vm);
       const job = { ...newJob('backup', vm, host, {}), backup: info };
       await this.d.jobs.create(job);

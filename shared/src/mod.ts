@@ -14,6 +14,7 @@ export * from './nats/streams.js';
 export * from './nats/commands.js';
 export * from './nats/events.js';
 export * from './validate.js';
+export * from './consistency-token.js';
 export * from './precopy-rule.js';
 export * from './grpc/http2-window.js';
 export * from './repo/mod.js';

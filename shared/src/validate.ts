@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from './errors.js';
 import { validateIdentity, type VmIdentity } from './identity.js';
 import { isValidName } from './protocol/subjects.js';
-import { WORKLOAD_PATTERNS, type DiskSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
+import { WORKLOAD_PATTERNS, type BypassVolumeSpec, type DiskSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
 
 export function requireName(field: string, value: unknown): string {
   if (typeof value !== 'string' || !isValidName(value)) {
@@ -54,11 +54,27 @@ function validateDisks(disks: readonly Partial<DiskSpec>[] | null | undefined): 
   });
 }
 
+/** Bypass volumes: names unique (and not a disk's), at most 40 characters (the array volume is `<vm id>-<name>`). */
+function validateBypass(vols: readonly Partial<BypassVolumeSpec>[] | null | undefined): { bypass?: BypassVolumeSpec[] } {
+  if (!vols || vols.length === 0) return {};
+  if (vols.length > VM_LIMITS.disks.max) throw new InvalidArgumentError(`a VM has at most ${VM_LIMITS.disks.max} bypass volumes (got ${vols.length})`);
+  const names = new Set<string>();
+  const bypass = vols.map((v, i) => {
+    const name = requireName(`bypass volume ${i} name`, v.name || `bypass${i}`);
+    if (name.length > 40) throw new InvalidArgumentError(`bypass volume name '${name}' is longer than 40 characters`);
+    if (names.has(name)) throw new InvalidArgumentError(`bypass volume name '${name}' is used twice`);
+    names.add(name);
+    return { name, sizeMib: requireInt(`bypass volume '${name}' size (MiB)`, v.sizeMib, 1, VM_LIMITS.diskMib.max) };
+  });
+  return { bypass };
+}
+
 /** Checks and normalises a VM spec (fills defaults for vcpus and workload). */
 /** A VM spec as a caller may give it: anything may be missing until validated. */
 export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks' | 'identity'>> & {
-  workload?: { dirtyRate?: number; pattern?: string; seed?: number; diskWriteRate?: number } | null;
+  workload?: { dirtyRate?: number; pattern?: string; seed?: number; diskWriteRate?: number; tokenRate?: number; bypassWriteRate?: number } | null;
   disks?: Partial<DiskSpec>[] | null;
+  bypass?: Partial<BypassVolumeSpec>[] | null;
   identity?: Partial<VmIdentity> | null;
 };
 
@@ -73,8 +89,11 @@ export function validateVmSpec(spec: VmSpecInput): VmSpec {
       pattern: requireOneOf<WorkloadPattern>('workload pattern', w.pattern || 'uniform', WORKLOAD_PATTERNS),
       seed: requireInt('workload seed', w.seed ?? 1, 0, 0xffffffff),
       diskWriteRate: requireInt('disk write rate (writes/s)', w.diskWriteRate ?? 0, VM_LIMITS.diskWriteRate.min, VM_LIMITS.diskWriteRate.max),
+      ...(w.tokenRate ? { tokenRate: requireInt('token rate (steps/s)', w.tokenRate, 0, 10_000) } : {}),
+      ...(w.bypassWriteRate ? { bypassWriteRate: requireInt('bypass write rate (writes/s)', w.bypassWriteRate, 0, VM_LIMITS.diskWriteRate.max) } : {}),
     },
     disks: validateDisks(spec.disks),
+    ...validateBypass(spec.bypass),
     // Checked when given; a spec without one stays without (the driver gives the VM one).
     ...(spec.identity === undefined || spec.identity === null ? {} : { identity: validateIdentity(spec.identity, 'identity') }),
   };

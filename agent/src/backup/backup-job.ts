@@ -16,18 +16,22 @@
  */
 import {
   DeadlineExceededError,
+  FailedPreconditionError,
   UnavailableError,
   sendCommand,
   toDoppelError,
   watchHost,
   type BackupRecord,
   type BackupStartArgs,
+  type BypassBackupInfo,
   type CloneStats,
   type Logger,
   type NatsConnection,
   type UploadResult,
 } from '../../../shared/src/mod.js';
-import type { DriverVm, SnapshotOutcome } from '../drivers/driver.js';
+import type { DriverVm, HypervisorDriver, SnapshotOutcome } from '../drivers/driver.js';
+import { bypassBackup } from '../bypass/bypass-backup.js';
+import type { ArrayApi } from '../bypass/array-view.js';
 import { liveClone, type CloneJobDeps } from '../clone-job.js';
 import type { DataPlaneClient } from '../dataplane/client.js';
 import { jobEvents, type JobEvents } from '../job-events.js';
@@ -36,6 +40,9 @@ import { runsToBitmap } from './block-runs.js';
 
 export interface BackupJobDeps extends Omit<CloneJobDeps, 'client'> {
   nc: NatsConnection;
+  /** Bypass mode: the host's driver (to read the t1 snapshot) and the storage array's API. */
+  driver?: HypervisorDriver;
+  array?: ArrayApi;
   /** The data-plane client to the clone host (clone mode only). */
   client?: DataPlaneClient;
   /** The fleet's heartbeat interval: how soon a dead clone host is noticed. */
@@ -43,8 +50,8 @@ export interface BackupJobDeps extends Omit<CloneJobDeps, 'client'> {
 }
 
 /** The manifest's metadata: what a restore needs besides the disks, and what the catalog shows. */
-export function backupMetadata(vm: DriverVm, args: BackupStartArgs, host: string): string {
-  return JSON.stringify({ backupId: args.backupId, vm: vm.id, vmName: vm.spec.name, host, mode: args.mode, spec: vm.spec });
+export function backupMetadata(vm: DriverVm, args: BackupStartArgs, host: string, bypass?: BypassBackupInfo): string {
+  return JSON.stringify({ backupId: args.backupId, vm: vm.id, vmName: vm.spec.name, host, mode: args.mode, spec: vm.spec, ...(bypass ? { bypass } : {}) });
 }
 
 export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps): Promise<void> {
@@ -53,7 +60,12 @@ export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: Ba
   const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
   const t0 = performance.now();
   try {
-    const r = args.mode === 'clone' ? await throughClone(vm, args, deps, log, events) : await direct(vm, args, deps, log, events);
+    const r =
+      args.mode === 'clone'
+        ? await throughClone(vm, args, deps, log, events)
+        : args.mode === 'bypass'
+          ? await withBypass(vm, args, deps, log, events)
+          : await direct(vm, args, deps, log, events);
     const record: BackupRecord = {
       id: args.backupId,
       vm: vm.id,
@@ -67,6 +79,7 @@ export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: Ba
       repository: args.repository,
       disks: r.upload.disks,
       spec: vm.spec,
+      bypass: r.bypass ?? null,
       stats: {
         sourcePausedMs: r.pausedMs,
         bytesRead: r.upload.bytesRead,
@@ -98,6 +111,21 @@ interface Outcome {
   upload: UploadResult;
   pausedMs: number;
   clone: CloneStats | null;
+  bypass?: BypassBackupInfo;
+}
+
+/** Bypass mode (seed 001): a time-consistent backup of the image disks and the bypass volumes (bypass/bypass-backup.ts). */
+async function withBypass(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
+  if (!deps.array || !deps.driver) throw new FailedPreconditionError(`host '${deps.host}' has no storage array configured (start the agent with --array URL)`);
+  const base = args.base?.arraySnapshot ? { backupId: args.base.backupId, arraySnapshot: args.base.arraySnapshot } : null;
+  const r = await bypassBackup(vm, args, (bypass) => backupMetadata(vm, args, deps.host, bypass), base, {
+    driver: deps.driver,
+    array: deps.array,
+    transport: deps.transport,
+    log,
+    onProgress: (phase, progress, detail) => events.emit({ host: deps.host, jobId: args.jobId, vm: vm.id, type: 'backup.progress', phase, progress, detail }),
+  });
+  return { upload: r.upload, pausedMs: r.pausedMs, clone: null, bypass: r.bypass };
 }
 
 async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {

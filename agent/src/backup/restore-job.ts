@@ -6,6 +6,7 @@
  */
 import {
   DataCorruptionError,
+  FailedPreconditionError,
   toDoppelError,
   type Logger,
   type RestoreJobInfo,
@@ -15,6 +16,8 @@ import {
 import type { DriverVm, HypervisorDriver } from '../drivers/driver.js';
 import type { JobEvents } from '../job-events.js';
 import { contentHashOfView, restoreDisks } from './upload.js';
+import { readTokens, restoreBypassVolumes } from '../bypass/bypass-restore.js';
+import type { ArrayApi } from '../bypass/array-view.js';
 
 export interface RestoreDeps {
   host: string;
@@ -24,6 +27,8 @@ export interface RestoreDeps {
   events: JobEvents;
   announce: (vm: DriverVm, type: 'vm.created' | 'vm.running' | 'vm.destroyed') => Promise<void>;
   onSettled: () => void;
+  /** The storage array, for a backup with bypass volumes. */
+  array?: ArrayApi;
 }
 
 export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: RestoreDeps): Promise<void> {
@@ -31,11 +36,21 @@ export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: 
   const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
   const t0 = performance.now();
   try {
-    const bytesWritten = await restoreDisks(vm, args.backup, {
+    let bytesWritten = await restoreDisks(vm, args.backup, {
       log,
       transport: deps.transport,
       onProgress: (progress) => deps.events.emit({ ...base, type: 'restore.progress', phase: 'restore', progress }),
     });
+    const bypassed = args.backup.bypass?.volumes ?? [];
+    let tokens: { image: number; bypass: number } | null = null;
+    let bypassHashes: string[] = [];
+    if (bypassed.length > 0) {
+      if (!deps.array) throw new FailedPreconditionError(`backup ${args.backup.id} holds bypass volumes, but host '${deps.host}' has no storage array (--array URL)`);
+      deps.events.emit({ ...base, type: 'restore.progress', phase: 'bypass-volumes', progress: 0 });
+      const r = await restoreBypassVolumes(vm, args.backup, deps.array, deps.transport);
+      bytesWritten += r.bytesWritten;
+      bypassHashes = r.hashes;
+    }
     deps.events.emit({ ...base, type: 'restore.progress', phase: 'verify', progress: 0 });
     // Read the restored disks back: the hash is of what the VM will see, not of what was sent.
     const snapshot = await vm.snapshotDisks();
@@ -43,14 +58,19 @@ export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: 
     try {
       diskHashes = [];
       for (const view of snapshot.disks) diskHashes.push(await contentHashOfView(view, args.backup.disks[diskHashes.length]!.chunkSize));
+      // The bypass volumes were read back from the array and checked as they were restored.
+      diskHashes.push(...bypassHashes);
     } finally {
       await snapshot.release('abort');
     }
-    args.backup.disks.forEach((d, i) => {
+    const bypassDisks = new Set(bypassed.map((v) => v.disk));
+    args.backup.disks.filter((d) => !bypassDisks.has(d.name)).forEach((d, i) => {
       if (diskHashes[i] !== d.contentHash) {
         throw new DataCorruptionError(`restored disk '${d.name}' hashes to ${diskHashes[i]!.slice(0, 16)}…, the backup says ${d.contentHash.slice(0, 16)}…`);
       }
     });
+    // The check of a time-consistent backup: both tokens as restored, before the guest writes new ones.
+    if (bypassed.length > 0 && deps.array) tokens = await readTokens(vm, deps.array);
     vm.markComplete();
     if (args.start) {
       await vm.run();
@@ -65,6 +85,7 @@ export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: 
       hashesMatch: true,
       bytesWritten,
       ms: performance.now() - t0,
+      tokens,
     };
     deps.onSettled();
     await deps.events.result({ ...base, type: 'restore.completed', restore });

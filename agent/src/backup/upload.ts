@@ -77,9 +77,15 @@ export function chunkReader(view: DiskView, chunkSize: number): (i: number, into
   };
 }
 
+/** Disks to back up: point-in-time views and, per disk, the changes since the base (a DiskSnapshot is one). */
+export interface DiskSet {
+  readonly disks: readonly DiskView[];
+  readonly changes: readonly (BlockChanges | null)[];
+}
+
 /** Decides full or incremental and, for an incremental, fetches the base indexes (one per disk). */
 async function planIncremental(
-  snapshot: DiskSnapshot,
+  set: DiskSet,
   repo: RepositoryClient,
   opts: BackupSnapshotOptions,
   chunkSize: number,
@@ -87,16 +93,16 @@ async function planIncremental(
   const { base } = opts;
   if (!base) return { bases: null, fullReason: opts.fullReason || 'no base backup' };
   if (base.repository !== opts.repository) return { bases: null, fullReason: `the base ${base.backupId} is in another repository (${base.repository})` };
-  const all = opts.changes ?? snapshot.changes;
-  for (const [i, c] of snapshot.disks.map((_, i) => [i, all[i] ?? null] as const)) {
-    const name = snapshot.disks[i]!.name;
+  const all = opts.changes ?? set.changes;
+  for (const [i, c] of set.disks.map((_, i) => [i, all[i] ?? null] as const)) {
+    const name = set.disks[i]!.name;
     if (!c) return { bases: null, fullReason: `changed-block tracking of disk '${name}' was lost (an unclean agent stop) or invalidated` };
     if (c.since !== base.backupId) {
       return { bases: null, fullReason: `disk '${name}' tracks changes since ${c.since || 'its creation'}, not since the base ${base.backupId}` };
     }
   }
   const bases: RepoDiskIndex[] = [];
-  for (const view of snapshot.disks) {
+  for (const view of set.disks) {
     let idx: RepoDiskIndex;
     try {
       idx = await repo.index(base.backupId, view.name);
@@ -112,46 +118,55 @@ async function planIncremental(
   return { bases, fullReason: '' };
 }
 
+/** The disks of a backup uploaded but not committed: their indexes to commit, and what it cost. */
+export interface UploadedDisks extends Omit<UploadResult, 'uploadMs' | 'cloneWrites'> {
+  indexes: RepoDiskIndex[];
+}
+
+/** Uploads a set of disks (full, or incremental against `opts.base`); the caller commits their indexes. */
+export async function uploadDisks(set: DiskSet, repo: RepositoryClient, chunkSize: number, opts: BackupSnapshotOptions): Promise<UploadedDisks> {
+  const { bases, fullReason } = await planIncremental(set, repo, opts, chunkSize);
+  const kind = bases ? 'incremental' : 'full';
+  opts.log.info({ kind, fullReason, disks: set.disks.map((d) => d.name) }, 'backup upload starting');
+  const totals = { bytesRead: 0, bytesStored: 0, chunksNew: 0, chunksReused: 0, chunksZero: 0, chunksTotal: 0 };
+  const indexes: RepoDiskIndex[] = [];
+  const disks: BackupDisk[] = [];
+  const allChunks = set.disks.reduce((n, v) => n + chunkCount(v.sizeBytes, chunkSize), 0);
+  let before = 0;
+  for (const [i, view] of set.disks.entries()) {
+    const base = bases?.[i];
+    const changes = (opts.changes ?? set.changes)[i];
+    const r = await uploadDisk(
+      repo,
+      { name: view.name, sizeBytes: view.sizeBytes, chunkSize, readChunk: chunkReader(view, chunkSize) },
+      {
+        ...(base && changes ? { base, changed: changedChunksFromBlocks(changes.bitmap, view.blockSize, chunkSize, view.sizeBytes) } : {}),
+        onProgress: (p) => opts.onProgress?.('upload', (before + p.chunksDone) / allChunks, `disk ${view.name}`),
+      },
+    );
+    before += chunkCount(view.sizeBytes, chunkSize);
+    indexes.push(r.index);
+    for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r.stats[k];
+    disks.push(backupDisk(view.name, view.sizeBytes, chunkSize, r.index, r.stats.contentHash));
+  }
+  return { indexes, disks, kind, baseId: bases ? opts.base!.backupId : '', fullReason, ...totals };
+}
+
+/** A disk's catalog entry from its index. */
+export function backupDisk(name: string, sizeBytes: number, chunkSize: number, index: RepoDiskIndex, contentHash: string): BackupDisk {
+  return { name, sizeBytes, chunkSize, chunks: index.digests.length, zeroChunks: index.digests.filter((d) => d.length === 0).length, contentHash };
+}
+
 /** Backs a snapshot up into the repository and commits the backup (chunks, then indexes, then the manifest). */
 export async function backupSnapshot(snapshot: DiskSnapshot, opts: BackupSnapshotOptions): Promise<UploadResult> {
   const repo = new RepositoryClient(opts.repository, { transport: opts.transport });
   const t0 = performance.now();
   try {
     const chunkSize = (await repo.info()).chunkSize || DEFAULT_CHUNK_SIZE;
-    const { bases, fullReason } = await planIncremental(snapshot, repo, opts, chunkSize);
-    const kind = bases ? 'incremental' : 'full';
-    opts.log.info({ kind, fullReason }, 'backup upload starting');
-    const totals = { bytesRead: 0, bytesStored: 0, chunksNew: 0, chunksReused: 0, chunksZero: 0, chunksTotal: 0 };
-    const indexes: RepoDiskIndex[] = [];
-    const disks: BackupDisk[] = [];
-    const allChunks = snapshot.disks.reduce((n, v) => n + chunkCount(v.sizeBytes, chunkSize), 0);
-    let before = 0;
-    for (const [i, view] of snapshot.disks.entries()) {
-      const base = bases?.[i];
-      const changes = (opts.changes ?? snapshot.changes)[i];
-      const r = await uploadDisk(
-        repo,
-        { name: view.name, sizeBytes: view.sizeBytes, chunkSize, readChunk: chunkReader(view, chunkSize) },
-        {
-          ...(base && changes ? { base, changed: changedChunksFromBlocks(changes.bitmap, view.blockSize, chunkSize, view.sizeBytes) } : {}),
-          onProgress: (p) => opts.onProgress?.('upload', (before + p.chunksDone) / allChunks, `disk ${view.name}`),
-        },
-      );
-      before += chunkCount(view.sizeBytes, chunkSize);
-      indexes.push(r.index);
-      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r.stats[k];
-      disks.push({
-        name: view.name,
-        sizeBytes: view.sizeBytes,
-        chunkSize,
-        chunks: r.index.digests.length,
-        zeroChunks: r.index.digests.filter((d) => d.length === 0).length,
-        contentHash: r.stats.contentHash,
-      });
-    }
+    const { indexes, ...result } = await uploadDisks(snapshot, repo, chunkSize, opts);
     opts.onProgress?.('commit', 1, `${opts.backupId}`);
     await repo.commit(opts.backupId, indexes, opts.metadataJson);
-    return { disks, kind, baseId: bases ? opts.base!.backupId : '', fullReason, ...totals, uploadMs: performance.now() - t0 };
+    return { ...result, uploadMs: performance.now() - t0 };
   } finally {
     repo.close();
   }
@@ -180,7 +195,10 @@ export async function restoreDisks(
   try {
     const disks = vm.disks();
     let written = 0;
-    for (const [i, d] of backup.disks.entries()) {
+    // A bypass-mode backup's bypass volumes are not the VM's disks: bypass/bypass-restore.ts writes them to the array.
+    const bypass = new Set((backup.bypass?.volumes ?? []).map((v) => v.disk));
+    const image = backup.disks.filter((d) => !bypass.has(d.name));
+    for (const [i, d] of image.entries()) {
       const mine = disks[i];
       if (!mine || mine.name !== d.name || mine.sizeBytes !== d.sizeBytes) {
         throw new Error(`restore target ${vm.id} has no disk ${i} '${d.name}' of ${d.sizeBytes} bytes`);
@@ -188,7 +206,7 @@ export async function restoreDisks(
       const index = await repo.index(backup.id, d.name);
       const r = await restoreDisk(repo, index, (chunk: number, data: Buffer) => vm.writeDiskBlocks(i, (chunk * index.chunkSize) / mine.blockSize, data), {
         expectContentHash: d.contentHash,
-        onProgress: (p) => opts.onProgress?.((i + p.chunksDone / Math.max(1, p.chunksTotal)) / backup.disks.length),
+        onProgress: (p) => opts.onProgress?.((i + p.chunksDone / Math.max(1, p.chunksTotal)) / image.length),
       });
       written += r.bytesWritten;
       opts.log.debug({ disk: d.name, bytes: r.bytesWritten }, 'disk restored');

@@ -204,6 +204,24 @@ export interface LayerUsage {
   shared: boolean;
 }
 
+/**
+ * Where bypass volumes live (seed 001): the storage array's data path as the guest uses it. The array's own
+ * management (snapshots, reads) is for the agent's array client, not the driver.
+ */
+export interface BypassStore {
+  createVolume(name: string, sizeMib: number): Promise<unknown>;
+  deleteVolume(name: string): Promise<unknown>;
+  write(volume: string, offset: number, data: Buffer): Promise<unknown>;
+}
+
+/** A bypass volume as the VM has it: its spec name and its volume on the array. */
+export interface BypassVolumeInfo {
+  name: string;
+  /** The array's volume name: `<vm id>-<name>`. */
+  volume: string;
+  sizeBytes: number;
+}
+
 export interface DriverVm {
   readonly id: string;
   readonly spec: VmSpec;
@@ -277,6 +295,18 @@ export interface DriverVm {
   hotFreeze(opts?: HotFreezeOptions): Promise<HotFreeze>;
   /** Times the VM went from running to suspended since it was created or loaded (a hot clone must not add one). */
   readonly suspendCount: number;
+  /** The VM's bypass volumes on the storage array (seed 001), in spec order; the driver neither snapshots nor tracks them. */
+  bypassVolumes(): BypassVolumeInfo[];
+  /**
+   * Resolves once every bypass write the guest has made is on the array (call it with the guest suspended: a
+   * consistency fence). UnavailableError when the array does not take them within `timeoutMs`.
+   */
+  flushBypass(timeoutMs?: number): Promise<void>;
+  /**
+   * Per disk, one bit per block: the blocks `snap` holds in layers above `base` (the frozen chains of an earlier
+   * storage snapshot of this VM, a prefix of the snapshot's chains): those written between the two.
+   */
+  blocksWrittenSince(base: string[][], snap: DiskSnapshot): Uint32Array[];
   /** Disk `disk` as it is now: consistent only while the guest is not running (for checks such as a revert's hash). */
   liveDiskView(disk: number): DiskView;
   /** Cumulative usage counters, for rates over a sample window. */

@@ -86,12 +86,24 @@ doppel vm storage VM: what its disks hold on the datastore: its own overlays, an
   --disk NAME:MIB[:IMAGE]  a disk (repeatable; default one 64 MiB disk 'disk0' of image 'base');
                        IMAGE names a template: VMs of one image share their base blocks
   --disk-write-rate N  4 KiB disk writes per second the guest makes (default 0)
+  --bypass NAME:MIB    a bypass volume (repeatable): made on the host's storage array (agent --array),
+                       written by the guest past the hypervisor, backed up time-consistently (seed 001)
+  --bypass-write-rate N  4 KiB writes per second the guest makes to its bypass volumes (default 0)
+  --token-rate N       consistency-token steps per second: the same increasing number to the first disk
+                       and the first bypass volume in one step (default 0)
   --hostname NAME      the guest's hostname, an RFC 1123 label (default: the VM's name)
   --mac MAC            the NIC's MAC address xx:xx:xx:xx:xx:xx, refused if a VM in the fleet has it
                        (default: a new one under 52:54:00, unique in the fleet)
 ${API_COMMON_HELP}`;
 
 /** Parses --disk NAME:MIB[:IMAGE]. */
+/** `NAME:MIB`: a bypass volume on the host's storage array. */
+function bypassOption(text: string): { name: string; sizeMib: number } {
+  const [name, size, ...rest] = text.split(':');
+  if (!name || !size || rest.length > 0 || !/^\d+$/.test(size)) throw new InvalidArgumentError(`--bypass takes NAME:MIB (got '${text}')`);
+  return { name, sizeMib: Number(size) };
+}
+
 function diskOption(text: string): { name: string; sizeMib: number; image: string } {
   const m = /^([^:]+):(\d+)(?::([^:]*))?$/.exec(text);
   if (!m) throw new InvalidArgumentError(`--disk must be NAME:MIB[:IMAGE] (got '${text}')`);
@@ -109,6 +121,9 @@ export async function vmCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     disk: { type: 'string', multiple: true },
     'disk-write-rate': { type: 'string' },
+    bypass: { type: 'string', multiple: true },
+    'token-rate': { type: 'string' },
+    'bypass-write-rate': { type: 'string' },
     hostname: { type: 'string' },
     mac: { type: 'string' },
   });
@@ -142,8 +157,11 @@ export async function vmCommand(argv: string[]): Promise<number> {
             pattern: str(p, 'pattern', 'uniform'),
             seed: int(p, 'seed', 1),
             diskWriteRate: int(p, 'disk-write-rate', 0),
+            tokenRate: int(p, 'token-rate', 0),
+            bypassWriteRate: int(p, 'bypass-write-rate', 0),
           },
           disks: list(p, 'disk').map(diskOption),
+          bypass: list(p, 'bypass').map(bypassOption),
           hostname: str(p, 'hostname'),
           mac: str(p, 'mac'),
         }),

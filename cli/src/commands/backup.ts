@@ -23,6 +23,13 @@ the clone gets the disks as they were at the switchover, runs with its network
 isolated, and the backup is made from a snapshot of the clone's disks; then the
 clone is removed. The repository stores each 4 MiB chunk once (SHA-256, LZ4).
 
+A VM with bypass volumes (written by the guest straight to the storage array) is
+backed up on its own host, time-consistently (seed 001): a first snapshot at t1 of
+its disks and its bypass volumes (the guest paused for the fence), the bypass
+volumes backed up from t1, a second snapshot of its disks at t2, the disks backed
+up from t2 and reverted to t1 (only the blocks written in between are read from
+the t1 snapshot); one backup holds both.
+
   --direct                 snapshot the VM itself instead (a brief pause for the freeze; the VM carries the backup's reads)
   --incremental            read and send only what changed since the VM's last backup; full when there is no valid base (the output says why)
   --keep-clone             keep the clone (running, network isolated) after the backup
@@ -32,6 +39,7 @@ clone is removed. The repository stores each 4 MiB chunk once (SHA-256, LZ4).
   --on-non-convergence P   refuse (default) | warn
   --max-bandwidth-mbps N   cap the pre-copy stream (MB/s)
   --wait                   wait for the backup and show its progress
+  --skip-revert            tests only, bypass mode: leave the disks at t2 (the agent must allow fault injection)
 ${API_COMMON_HELP}`;
 
 export async function backupCommand(argv: string[]): Promise<number> {
@@ -46,6 +54,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
     'on-non-convergence': { type: 'string' },
     'max-bandwidth-mbps': { type: 'string' },
     wait: { type: 'boolean' },
+    'skip-revert': { type: 'boolean' },
   });
   const vm = p.positionals[0];
   if (flag(p, 'help') || !vm) return void console.log(BACKUP_HELP), vm || flag(p, 'help') ? 0 : 2;
@@ -60,6 +69,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
       onNonConvergence: str(p, 'on-non-convergence'),
       maxBandwidthMbps: int(p, 'max-bandwidth-mbps', 0),
       cloneSettleMs: int(p, 'clone-settle-ms', 0),
+      skipRevert: flag(p, 'skip-revert'),
     });
     if (job.plan?.warning) console.error(`warning: ${job.plan.warning}`);
     if (flag(p, 'wait')) job = await waitWithProgress(c, job, 'backup');
@@ -82,7 +92,17 @@ export function printBackup(b: Backup): void {
   const s = b.stats;
   console.log(b.kind === 'incremental' ? `  incremental on ${b.baseId}` : `  full: ${b.fullReason || 'no base'}`);
   if (!s) return;
-  console.log(`  source paused ${s.sourcePausedMs.toFixed(1)} ms${b.mode === 'clone' ? ' (the live clone\'s switchover)' : ' (the snapshot freeze)'}`);
+  const pause = b.mode === 'clone' ? ' (the live clone\'s switchover)' : b.mode === 'bypass' ? ' (the t1 fence)' : ' (the snapshot freeze)';
+  console.log(`  source paused ${s.sourcePausedMs.toFixed(1)} ms${pause}`);
+  const bp = b.bypass;
+  if (bp) {
+    console.log(`  time-consistent at t1 ${bp.t1} (array snapshot ${bp.arraySnapshot}); disks snapshotted again at t2 ${bp.t2}`);
+    console.log(
+      bp.reverted
+        ? `  ${bp.blocksReverted} disk blocks written between t1 and t2 reverted to t1 in ${bp.revertMs.toFixed(0)} ms`
+        : '  NOT reverted (test flag): the disks are at t2, the bypass volumes at t1',
+    );
+  }
   if (b.mode === 'clone') {
     console.log(`  clone disk: ${s.linkedClone ? 'overlay on the shared datastore' : `${mib(s.diskCopyBytes)} copied in ${s.diskCopyMs.toFixed(0)} ms`}`);
   }
@@ -145,6 +165,10 @@ export async function restoreCommand(argv: string[]): Promise<number> {
       console.log(`  backup ${r.backupId} -> vm ${r.vmName} (${r.vmId || 'pending'}) on ${r.targetHost}`);
       if (job.state === 'completed') {
         console.log(`  wrote ${mib(r.bytesWritten)} in ${(r.ms / 1000).toFixed(1)} s; disk hashes ${r.hashesMatch ? 'MATCH the backup' : 'DIFFER'}`);
+        if (r.hasTokens) {
+          const same = r.imageToken === r.bypassToken;
+          console.log(`  consistency tokens: disk ${r.imageToken}, bypass volume ${r.bypassToken} (${same ? 'equal: time-consistent' : 'DIFFERENT'})`);
+        }
       }
     }
     return job.state === 'failed' ? 1 : 0;

@@ -1,7 +1,7 @@
-/** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`. */
+/** Long-running commands: `doppel agent`, `doppel coordinator`, `doppel up`, `doppel repo serve`, `doppel array serve`. */
 import os from 'node:os';
 import path from 'node:path';
-import { agentInboxPrefix, requireInt, connectNats, createRootLogger, loadTlsIdentity, type LogFormat, type Logger, type Transport } from '../../../shared/src/mod.js';
+import { InvalidArgumentError, NotFoundError, agentInboxPrefix, requireInt, connectNats, createRootLogger, loadTlsIdentity, type LogFormat, type Logger, type Transport } from '../../../shared/src/mod.js';
 import { ApiAuth } from '../../../coordinator/src/api/auth.js';
 import {
   DAEMON_SECURITY_HELP,
@@ -12,9 +12,11 @@ import {
   natsAuth,
   pkiDir,
 } from '../security.js';
-import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
+import { readFileSync } from 'node:fs';
+import { Agent, ArrayClient, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startRepositoryServer } from '../../../repository/src/mod.js';
+import { startArrayServer } from '../../../array/src/mod.js';
 import { LocalFleet } from '../fleet/local-fleet.js';
 import { flag, int, parse, str, type Options } from '../args.js';
 
@@ -65,7 +67,10 @@ export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
   --cpus N               CPUs offered (default: this machine's)
   --max-vms N            VM limit (default 64)
   --heartbeat-ms N       heartbeat interval (default 2000); a host is down after 3 missed
-  --allow-fault-injection  honour the test-only 'fault' field of clone requests
+  --array URL            the storage array that holds VMs' bypass volumes (seed 001), e.g. a
+                         'doppel array serve' at http://HOST:PORT (env DOPPEL_ARRAY)
+  --array-token-file F   the array's bearer token, if it has one
+  --allow-fault-injection  honour the test-only 'fault' field of clone requests (and skipRevert of backups)
   --config FILE          settings file, 'name = value' per line (flags > env > file; env DOPPEL_CONFIG)
   --log-format json|pretty, --log-level LEVEL
 
@@ -87,6 +92,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'max-vms': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'allow-fault-injection': { type: 'boolean' },
+    array: { type: 'string' },
+    'array-token-file': { type: 'string' },
     ...DAEMON_SECURITY_OPTIONS,
   });
   if (flag(p, 'help')) return void console.log(AGENT_HELP), 0;
@@ -111,8 +118,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
     inboxPrefix: agentInboxPrefix(opts.host),
   });
   const datastoreDir = str(p, 'datastore', process.env.DOPPEL_DATASTORE ?? '');
-  const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
-  const agent = await Agent.start(opts, { driver, logger: log, nc, transport, tokens });
+  const arrayUrl = str(p, 'array', process.env.DOPPEL_ARRAY ?? '');
+  const arrayTokenFile = str(p, 'array-token-file', '');
+  const array = arrayUrl ? new ArrayClient({ url: arrayUrl, ...(arrayTokenFile ? { token: readFileSync(arrayTokenFile, 'utf8').trim() } : {}) }) : undefined;
+  const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}), ...(array ? { array, log } : {}) });
+  const agent = await Agent.start(opts, { driver, logger: log, nc, transport, tokens, ...(array ? { array } : {}) });
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, host: opts.host, dataAddr: agent.dataAddr }));
   await untilSignal(log, async () => {
     await agent.stop();
@@ -263,5 +273,78 @@ export async function repoCommand(argv: string[]): Promise<number> {
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, repository: repo.addr }));
   log.info({ addr: repo.addr, dir: str(p, 'dir') }, 'repository serving');
   await untilSignal(log, () => repo.stop());
+  return 0;
+}
+
+export const ARRAY_HELP = `doppel array serve --dir DIR [--listen ADDR]: run a simulated storage array.
+
+A stand-in for a SAN array that guests write directly (pass-through LUNs, iSCSI from inside the
+guest): volumes with their own snapshot API, as a REST/JSON API and a raw block data path over plain
+HTTP (it simulates an array on a storage network: no TLS). Agents reach it with their ArrayClient.
+Routes: /v1/volumes, /v1/volumes/NAME/data, /v1/writes, /v1/snapshots, /v1/snapshots/ID/volumes/NAME/
+data|allocated|diff, /v1/admin/faults (docs/decisions.md, "The simulated storage array").
+
+  --dir DIR            where volumes and snapshots live (created if missing; reopened as it was)
+  --listen ADDR        HOST:PORT (default 127.0.0.1:7403; port 0 picks one)
+  --name NAME          the array's name in messages (default: the stored one, or 'array')
+  --token-file F       every request needs 'Authorization: Bearer TOKEN', TOKEN the file's content
+                       (one word of at least 16 characters)
+  --insecure           allow a non-loopback --listen without --token-file (anyone who reaches it
+                       can read and write every volume; logged as a warning)
+  --refuse-snapshots   test fault: POST /v1/snapshots answers 409 FailedPreconditionError (can be
+                       changed at run time with POST /v1/admin/faults {refuseSnapshots, unavailable})
+  --ready-line         print {"ready":true,"url":"http://..."} on stdout once listening
+  --config FILE        settings file, 'name = value' per line (env DOPPEL_CONFIG)
+  --log-format json|pretty, --log-level LEVEL`;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new NotFoundError(`cannot read the array token file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const token = text.trim();
+  if (token.length < 16 || /\s/.test(token)) throw new InvalidArgumentError(`${file}: the array token must be one word of at least 16 characters`);
+  return token;
+}
+
+export async function arrayCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {
+    ...LOG_OPTIONS,
+    dir: { type: 'string' },
+    listen: { type: 'string' },
+    name: { type: 'string' },
+    'token-file': { type: 'string' },
+    insecure: { type: 'boolean' },
+    'refuse-snapshots': { type: 'boolean' },
+  });
+  const sub = p.positionals[0];
+  if (flag(p, 'help') || sub !== 'serve' || !str(p, 'dir')) return void console.log(ARRAY_HELP), flag(p, 'help') ? 0 : 2;
+  const listen = str(p, 'listen', '127.0.0.1:7403');
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  const tokenFile = str(p, 'token-file');
+  const insecure = flag(p, 'insecure') || process.env.DOPPEL_INSECURE === '1';
+  if (!tokenFile && !isLoopback(host) && !insecure) {
+    throw new InvalidArgumentError(`doppel array serve: listening on ${host} needs --token-file F (or --insecure to let anyone who reaches it read and write every volume)`);
+  }
+  const log = rootLogger('doppel-array', p);
+  if (!tokenFile && !isLoopback(host)) log.warn('the array is open to anyone who can reach it (--insecure without --token-file)');
+  else if (tokenFile && !isLoopback(host)) log.warn('the array token crosses the network in plaintext (plain HTTP)');
+  const name = str(p, 'name');
+  const array = await startArrayServer({
+    dir: path.resolve(str(p, 'dir')),
+    listen,
+    log,
+    ...(name ? { name } : {}),
+    ...(tokenFile ? { token: readTokenFile(tokenFile) } : {}),
+    refuseSnapshots: flag(p, 'refuse-snapshots'),
+  });
+  if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, url: array.url }));
+  await untilSignal(log, () => array.close());
   return 0;
 }

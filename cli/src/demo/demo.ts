@@ -6,12 +6,14 @@ import { cloneScenario, type DemoArgs } from './clone-scenario.js';
 import { backupScenario } from './backup-scenario.js';
 import { snapshotScenario } from './snapshot-scenario.js';
 import { hotScenario } from './hot-scenario.js';
+import { bypassScenario } from './bypass-scenario.js';
 
 /** Scenarios; the last is the default (the live clone-backup, the product's main job). */
 const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Record<string, unknown>>> = {
   clone: cloneScenario,
   'snapshot-pair': snapshotScenario,
   'hot-clone': hotScenario,
+  'bypass-backup': bypassScenario,
   'clone-backup': backupScenario,
 };
 const DEFAULT_SCENARIO = Object.keys(SCENARIOS).at(-1)!;
@@ -61,6 +63,15 @@ hot.sourceSuspended (false), hot.sharedBaseBytes (the frozen base both read),
 hot.cloneOverlayBytes (what the clone holds of its own after 1 s of running),
 hot.sourceMac, hot.cloneMac (and uuid, hostname, machine-id of both).
 
+Scenario 'bypass-backup' (seed 001): the fleet gets a simulated storage array. The VM writes
+its disk through the hypervisor and a bypass volume straight to the array, with a consistency
+token on both in one step. It is backed up time-consistently (snapshot t1 of both, the bypass
+volume backed up from t1, snapshot t2 of the disk, the disk backed up from t2 and reverted to
+t1), incrementally, and once with the revert off (a test flag); each is restored to host-b.
+Fields: bypass.t1, bypass.t2, bypass.blocksReverted, bypass.fenceMs, restore.imageToken and
+restore.bypassToken (equal), incremental.* (kind, bytesRead, tokens), noRevert.imageToken and
+noRevert.bypassToken (they differ: the revert is what makes the backup time-consistent).
+
 Scenario 'clone' fields: clone.rounds, clone.pagesPerRound, clone.bytesRaw,
 clone.bytesWire, clone.downtimeMs (source suspended to resumed, without
 verification), clone.totalMs, clone.verifyMs, clone.sourceHash (the source's
@@ -97,7 +108,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const t0 = performance.now();
   console.log(`doppel demo: scenario '${scenario}' — starting a private fleet (nats-server, coordinator, host-a, host-b)…`);
   // A hot clone overlays the source's frozen disk: its scenario's hosts share a datastore.
-  const fleet = await LocalFleet.start({ mode: 'process', agentMemoryMib: Math.max(1024, args.vmMemoryMib * 2), sharedDatastore: scenario === 'hot-clone' });
+  // A bypass backup needs a storage array (and its test-only no-revert run needs the agents to allow it).
+  const bypass = scenario === 'bypass-backup';
+  const fleet = await LocalFleet.start({
+    mode: 'process',
+    agentMemoryMib: Math.max(1024, args.vmMemoryMib * 2),
+    sharedDatastore: scenario === 'hot-clone',
+    ...(bypass ? { array: true, allowFaultInjection: true } : {}),
+  });
   let result: Record<string, unknown>;
   let ok = false;
   try {

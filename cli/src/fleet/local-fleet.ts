@@ -35,7 +35,8 @@ import {
   type Transport,
 } from '../../../shared/src/mod.js';
 import { ApiAuth } from '../../../coordinator/src/api/auth.js';
-import { Agent, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
+import { Agent, ArrayClient, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
+import { startArrayServer, type ArrayServer } from '../../../array/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { CoordinatorClient } from '../client.js';
@@ -68,6 +69,8 @@ export interface LocalFleetOptions {
   /** API bearer tokens; the API then requires a token or an admin/reader certificate. */
   apiTokens?: { role: 'admin' | 'reader'; token: string }[];
   logger?: Logger;
+  /** A simulated storage array (`doppel array serve`, in this process) that every agent uses for bypass volumes (seed 001). */
+  array?: boolean;
 }
 
 /** A local fleet's keys: the PKI directory (TLS) and the stream-token pair, both in its temp dir. */
@@ -97,6 +100,8 @@ export class LocalFleet {
   readonly mode: 'process' | 'in-process';
   /** In-process agents, by host name, for tests that look inside. */
   readonly agentObjects = new Map<string, Agent>();
+  /** The storage array, when started with `array`. */
+  array: ArrayServer | undefined;
   private readonly dataRoot: Promise<string>;
   private keys: FleetKeys | undefined;
   /** NATS credentials by user name (natsAuth). */
@@ -129,6 +134,7 @@ export class LocalFleet {
       fleet.logDir = opts.logDir ?? path.join(await fleet.dataRoot, 'logs');
       await mkdir(fleet.logDir, { recursive: true });
       await fleet.makeKeys();
+      if (opts.array) fleet.array = await startArrayServer({ dir: path.join(await fleet.dataRoot, 'array'), listen: '127.0.0.1:0', name: 'array-1' });
       await fleet.startCoordinator();
       for (const host of fleet.agents) await fleet.startAgent(host);
       await fleet.waitHosts(fleet.agents);
@@ -293,8 +299,10 @@ export class LocalFleet {
         allowFaultInjection: this.opts.allowFaultInjection ?? false,
         ...(memoryMib ? { memoryMib } : {}),
       });
-      const driver = createDriver('sim', { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}) });
+      const array = this.array ? new ArrayClient({ url: this.array.url }) : undefined;
+      const driver = createDriver('sim', { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}), ...(array ? { array, log: this.logger() } : {}) });
       const agent = await Agent.start(opts, {
+        ...(array ? { array } : {}),
         driver,
         logger: this.logger(),
         nc,
@@ -309,6 +317,7 @@ export class LocalFleet {
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
     if (datastoreDir) args.push('--datastore', datastoreDir);
+    if (this.array) args.push('--array', this.array.url);
     args.push(...(await this.securityArgs(host, this.keys!.tokenPub)));
     const { stop, kill } = await this.spawnChild(host, args);
     this.components.push({ name: host, stop, kill });
@@ -413,6 +422,7 @@ export class LocalFleet {
     for (const c of [...this.components].reverse()) await c.stop().catch(() => undefined);
     this.components.length = 0;
     await this.coordinator?.stop().catch(() => undefined);
+    await this.array?.close().catch(() => undefined);
     await this.nats.stop();
     const root = await this.dataRoot;
     if (!keepLogs) await rm(root, { recursive: true, force: true });

@@ -41,7 +41,7 @@ export function vmMessage(v: VmInfo): VM {
 }
 
 export function backupMessage(b: BackupRecord): Backup {
-  return { ...b, spec: specMessage(b.spec), stats: { ...b.stats, clone: b.stats.clone ?? undefined } };
+  return { ...b, spec: specMessage(b.spec), stats: { ...b.stats, clone: b.stats.clone ?? undefined }, bypass: b.bypass ?? undefined };
 }
 
 export function jobMessage(j: JobRecord): Job {
@@ -50,7 +50,9 @@ export function jobMessage(j: JobRecord): Job {
     stats: j.stats ?? undefined,
     hot: j.hot ?? undefined,
     backup: j.backup ? { ...j.backup, result: j.backup.result ? backupMessage(j.backup.result) : undefined } : undefined,
-    restore: j.restore ?? undefined,
+    restore: j.restore
+      ? { ...j.restore, imageToken: j.restore.tokens?.image ?? 0, bypassToken: j.restore.tokens?.bypass ?? 0, hasTokens: !!j.restore.tokens }
+      : undefined,
   };
 }
 

@@ -7,6 +7,9 @@ import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_Ba
 import type { BackupJob as _doppel_v1_BackupJob, BackupJob__Output as _doppel_v1_BackupJob__Output } from './doppel/v1/BackupJob.js';
 import type { BackupStats as _doppel_v1_BackupStats, BackupStats__Output as _doppel_v1_BackupStats__Output } from './doppel/v1/BackupStats.js';
 import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from './doppel/v1/BackupVMRequest.js';
+import type { BypassBackup as _doppel_v1_BypassBackup, BypassBackup__Output as _doppel_v1_BypassBackup__Output } from './doppel/v1/BypassBackup.js';
+import type { BypassBackupVolume as _doppel_v1_BypassBackupVolume, BypassBackupVolume__Output as _doppel_v1_BypassBackupVolume__Output } from './doppel/v1/BypassBackupVolume.js';
+import type { BypassVolume as _doppel_v1_BypassVolume, BypassVolume__Output as _doppel_v1_BypassVolume__Output } from './doppel/v1/BypassVolume.js';
 import type { Capacity as _doppel_v1_Capacity, Capacity__Output as _doppel_v1_Capacity__Output } from './doppel/v1/Capacity.js';
 import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Output as _doppel_v1_CatalogRequest__Output } from './doppel/v1/CatalogRequest.js';
 import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from './doppel/v1/CatalogResponse.js';
@@ -66,6 +69,9 @@ export interface ProtoGrpcType {
       BackupJob: MessageTypeDefinition<_doppel_v1_BackupJob, _doppel_v1_BackupJob__Output>
       BackupStats: MessageTypeDefinition<_doppel_v1_BackupStats, _doppel_v1_BackupStats__Output>
       BackupVMRequest: MessageTypeDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_BackupVMRequest__Output>
+      BypassBackup: MessageTypeDefinition<_doppel_v1_BypassBackup, _doppel_v1_BypassBackup__Output>
+      BypassBackupVolume: MessageTypeDefinition<_doppel_v1_BypassBackupVolume, _doppel_v1_BypassBackupVolume__Output>
+      BypassVolume: MessageTypeDefinition<_doppel_v1_BypassVolume, _doppel_v1_BypassVolume__Output>
       Capacity: MessageTypeDefinition<_doppel_v1_Capacity, _doppel_v1_Capacity__Output>
       CatalogRequest: MessageTypeDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogRequest__Output>
       CatalogResponse: MessageTypeDefinition<_doppel_v1_CatalogResponse, _doppel_v1_CatalogResponse__Output>

@@ -16,6 +16,22 @@ export interface WorkloadSpec {
   seed: number;
   /** 4 KiB disk writes per second the guest makes, spread over its disks with the same pattern (0 = none). */
   diskWriteRate: number;
+  /**
+   * Consistency-token steps per second (0 = none): each step writes an increasing sequence number with a checksum
+   * to the last 4 KiB of the first disk and to the first 4 KiB of the first bypass volume, in that one step.
+   */
+  tokenRate?: number;
+  /** 4 KiB writes per second the guest makes to its bypass volumes, straight to the array (0 = none). */
+  bypassWriteRate?: number;
+}
+
+/**
+ * A volume the guest writes directly on the storage array (a pass-through LUN, iSCSI from inside the guest): the
+ * hypervisor neither snapshots nor tracks it. It lives on the array as `<vm id>-<name>`.
+ */
+export interface BypassVolumeSpec {
+  name: string;
+  sizeMib: number;
 }
 
 /** Disks are cut into blocks of this size: the unit of allocation, change tracking and the disk data plane. */
@@ -34,6 +50,8 @@ export interface DiskSpec {
 
 export interface VmSpec {
   name: string;
+  /** Volumes on the storage array the guest writes bypassing the hypervisor (seed 001); none by default. */
+  bypass?: BypassVolumeSpec[];
   memoryMib: number;
   vcpus: number;
   workload: WorkloadSpec;
@@ -180,6 +198,8 @@ export interface CloneStreamTokens {
 export interface BackupBase {
   backupId: string;
   repository: string;
+  /** A bypass-mode base: its t1 snapshot on the storage array, which the next incremental diffs against. */
+  arraySnapshot?: string;
 }
 
 export interface BackupStartArgs {
@@ -199,6 +219,11 @@ export interface BackupStartArgs {
   keepClone: boolean;
   /** Clone mode: how long the clone runs before its snapshot. */
   cloneSettleMs: number;
+  /**
+   * Bypass mode, tests only (needs an agent started with --allow-fault-injection): leave the image backup at t2,
+   * skipping the revert to t1, to show what the revert is for.
+   */
+  skipRevert?: boolean;
 }
 
 /** Source agent -> clone host: back the finished clone up (clone mode, after its disks arrived). */
@@ -429,7 +454,28 @@ export interface CloneStats {
   diskLinked: boolean;
 }
 
-export type BackupMode = 'clone' | 'direct';
+/** `bypass`: a VM with bypass volumes, backed up time-consistently on its own host (seed 001). */
+export type BackupMode = 'clone' | 'direct' | 'bypass';
+
+/** How a bypass-mode backup (seed 001) was made: both parts agree on t1. */
+export interface BypassBackupInfo {
+  /** The first snapshot: the array's snapshot of the bypass volumes and the host's of the image disks, one fenced moment. */
+  t1: string;
+  /** The second snapshot, of the image disks only, that the image backup was made from. */
+  t2: string;
+  /** The array and its snapshot at t1, kept as the base of the next incremental. */
+  array: string;
+  arraySnapshot: string;
+  /** Each bypass volume: its name in the VM, on the array, and as a disk of this backup. */
+  volumes: { name: string; volume: string; disk: string }[];
+  /** Image blocks written between t1 and t2, taken back to their t1 content in the backup. */
+  blocksReverted: number;
+  /** False only when the revert was skipped (a test): the image part is then at t2, not t1. */
+  reverted: boolean;
+  /** How long the guest was paused for the t1 fence, and how long the revert took. */
+  fenceMs: number;
+  revertMs: number;
+}
 export type BackupKind = 'full' | 'incremental';
 
 export interface BackupDisk {
@@ -473,6 +519,8 @@ export interface BackupRecord {
   disks: BackupDisk[];
   stats: BackupStats;
   spec: VmSpec;
+  /** Bypass mode: the two snapshots and the revert that make it one time-consistent backup. */
+  bypass?: BypassBackupInfo | null;
 }
 
 export interface BackupJobInfo {
@@ -494,6 +542,11 @@ export interface RestoreJobInfo {
   hashesMatch: boolean;
   bytesWritten: number;
   ms: number;
+  /**
+   * A bypass-mode backup's consistency check, read from the restored VM before it runs: the token (sequence
+   * number) on its first disk and on its first bypass volume. Equal when the backup is time-consistent.
+   */
+  tokens?: { image: number; bypass: number } | null;
 }
 
 export type JobKind = 'clone' | 'hot-clone' | 'backup' | 'restore';

@@ -42,6 +42,22 @@ export class ChainView implements DiskView {
     this.blockCount = info.blockCount;
   }
 
+  /**
+   * One bit per block (bit b & 31 of word b >>> 5): the blocks the layers above `base` hold, where `base` (layer
+   * ids, bottom first) must be the bottom of this view's chain.
+   */
+  blocksAbove(base: readonly string[]): Uint32Array {
+    if (base.length > this.layers.length || base.some((id, i) => this.layers[i]!.id !== id)) {
+      throw new InvalidArgumentError(`disk '${this.name}': the given chain is not the base of this snapshot's`);
+    }
+    const bits = new Uint32Array(Math.ceil(this.blockCount / 32));
+    for (let i = base.length; i < this.layers.length; i++) {
+      const l = this.layers[i]!;
+      for (let b = 0; b < this.blockCount; b++) if (l.holds(b)) bits[b >>> 5]! |= 1 << (b & 31);
+    }
+    return bits;
+  }
+
   /** Index of the layer to read block b from, or -1 when it reads as zeros. */
   private source(b: number): number {
     for (let i = this.layers.length - 1; i >= 0; i--) {

@@ -14,7 +14,8 @@
  * merge has caught up with it.
  */
 import { workerData } from 'node:worker_threads';
-import { CMD, CTRL, HOT_CMD, HOT_STATE, MS, STATE, type GuestWorkerData } from './layout.js';
+import { BYPASS_MAX_OUTSTANDING, CMD, CTRL, HOT_CMD, HOT_STATE, MS, STATE, type BypassWrite, type GuestWorkerData } from './layout.js';
+import { TOKEN_BYTES, encodeToken } from '../../../../shared/src/consistency-token.js';
 import { HDR, LINE_WORDS, STAT, WriteBuffer, epochMs } from './hot-buffer.js';
 import { xoshiro128ss } from './prng.js';
 import { GuestDisks } from './guest-disks.js';
@@ -52,6 +53,49 @@ function writeDisk(): void {
   ms[MS.diskWritesLo] = n >>> 0;
   if (n >>> 0 === 0) ms[MS.diskWritesHi] = (ms[MS.diskWritesHi]! + 1) >>> 0;
   ms[MS.blkWrites] = (ms[MS.blkWrites]! + 1) >>> 0;
+}
+
+// ---- consistency tokens and bypass volumes (seed 001) ----
+
+const bypass = data.bypass;
+const outstanding = bypass ? new Int32Array(bypass.outstanding) : undefined;
+const tokenBuf = Buffer.alloc(TOKEN_BYTES);
+/** The token goes to the last 4 KiB of the first disk (global block of that disk's last block, and the offset in it). */
+const tokenBlock = disks.totalBlocks > 0 ? (data.disks.blockCounts[0] ?? 0) - 1 : -1;
+const tokenOffset = disks.blockSize - TOKEN_BYTES;
+const bypassRecord = Buffer.from('doppel guest write straight to the array, past the hypervisor. '.repeat(70).slice(0, TOKEN_BYTES), 'latin1');
+
+/** The array has room for `n` more of the guest's bypass writes (its queue is bounded). */
+function bypassRoom(n: number): boolean {
+  return !outstanding || Atomics.load(outstanding, 0) + n <= BYPASS_MAX_OUTSTANDING;
+}
+
+function postBypass(volume: number, offset: number, bytes: Buffer): void {
+  if (!bypass || !outstanding) return;
+  Atomics.add(outstanding, 0, 1);
+  const msg: BypassWrite = { volume, offset, data: new Uint8Array(bytes) };
+  bypass.port.postMessage(msg);
+}
+
+/** One token step: the image disk and the bypass volume get the same number, in this one step. */
+function tokenStep(): void {
+  const seq = ms[MS.tokenSeq]! + 1;
+  encodeToken(seq, tokenBuf);
+  if (tokenBlock >= 0) disks.write(tokenBlock, tokenOffset, tokenBuf);
+  postBypass(0, 0, tokenBuf);
+  ms[MS.tokenSeq] = seq >>> 0;
+}
+
+/** A 4 KiB write to a bypass volume (never its first 4 KiB: the token's). */
+function bypassWrite(): void {
+  if (!bypass || bypass.sizes.length === 0) return;
+  const r = xoshiro128ss(ms, MS.prng0);
+  const volume = r % bypass.sizes.length;
+  const sectors = Math.floor(bypass.sizes[volume]! / TOKEN_BYTES);
+  if (sectors < 2) return;
+  const offset = (1 + (xoshiro128ss(ms, MS.prng0) % (sectors - 1))) * TOKEN_BYTES;
+  bypassRecord.writeUInt32LE(r, 0);
+  postBypass(volume, offset, bypassRecord);
 }
 
 function writeOne(): void {
@@ -221,6 +265,8 @@ function mergeAllBeforeStop(): void {
 function run(): void {
   const mem = new Pace(dirtyRate, BURST);
   const disk = new Pace(diskRate, DISK_BURST);
+  const tokens = new Pace(data.tokenRate, DISK_BURST);
+  const bypassLoad = new Pace(bypass?.writeRate ?? 0, DISK_BURST);
   Atomics.store(ctrl, CTRL.state, STATE.running);
   Atomics.notify(ctrl, CTRL.state);
   for (;;) {
@@ -251,6 +297,8 @@ function run(): void {
       const now = performance.now();
       mem.reset(now);
       disk.reset(now);
+      tokens.reset(now);
+      bypassLoad.reset(now);
       Atomics.store(ctrl, CTRL.state, STATE.running);
       Atomics.notify(ctrl, CTRL.state);
       continue;
@@ -274,14 +322,21 @@ function run(): void {
     const d = disk.due(now);
     for (let i = 0; i < d; i++) writeDisk();
     disk.made(d);
+    // Token steps and bypass writes wait while the array's queue is full (as an initiator's would).
+    let tk = 0;
+    for (const due = tokens.due(now); tk < due && bypassRoom(1); tk++) tokenStep();
+    tokens.made(tk);
+    let bw = 0;
+    for (const due = bypassLoad.due(now); bw < due && bypassRoom(1); bw++) bypassWrite();
+    bypassLoad.made(bw);
     if (disks.merging) {
       disks.mergeStep();
       continue;
     }
     // During an unfreeze the guest looks often, to end the freeze soon after the merge catches up.
-    if (m === 0 && d === 0) {
+    if (m === 0 && d === 0 && tk === 0 && bw === 0) {
       const later = performance.now();
-      const waitMs = Math.max(0.2, Math.min(10, mem.waitMs(later), disk.waitMs(later)));
+      const waitMs = Math.max(0.2, Math.min(10, mem.waitMs(later), disk.waitMs(later), tokens.waitMs(later), bypassLoad.waitMs(later)));
       if (frozen && Atomics.load(ctrl, CTRL.hotCmd) === HOT_CMD.unfreeze) {
         // The merge runs on the driver's thread: look again as soon as it moves, to end the freeze soon after.
         Atomics.wait(frozen.hdr, HDR.merged, Atomics.load(frozen.hdr, HDR.merged), Math.min(waitMs, 1));

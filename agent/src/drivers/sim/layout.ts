@@ -61,6 +61,8 @@ export const MS = {
   diskCursor: 19,
   diskWritesLo: 20,
   diskWritesHi: 21,
+  /** The guest's last consistency-token step (seed 001's check); not part of the saved state. */
+  tokenSeq: 22,
   length: 24,
 } as const;
 
@@ -101,7 +103,33 @@ export interface GuestWorkerData {
   /** 4 KiB disk writes per second over all disks. */
   diskWriteRate: number;
   disks: WorkerDisksData;
+  /** Consistency-token steps per second (0: none). */
+  tokenRate: number;
+  /** The guest's bypass volumes (null: none). */
+  bypass: WorkerBypassData | null;
 }
+
+/** Bypass volumes as the guest sees them: it writes them through its own initiator, not the hypervisor's disks. */
+export interface WorkerBypassData {
+  /** Sizes of the volumes, in spec order. */
+  sizes: number[];
+  /** 4 KiB writes per second to them (besides the token). */
+  writeRate: number;
+  /** The guest posts `BypassWrite`s here; the initiator (main thread) sends them to the array in order. */
+  port: MessagePort;
+  /** Int32 [0]: writes posted and not yet acknowledged by the array; the guest waits at BYPASS_MAX_OUTSTANDING. */
+  outstanding: SharedArrayBuffer;
+}
+
+/** A guest write to a bypass volume. */
+export interface BypassWrite {
+  volume: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+/** Bound on the guest's bypass writes in flight to the array (an initiator's queue depth). */
+export const BYPASS_MAX_OUTSTANDING = 256;
 
 /** One disk's chain as the worker opens it. */
 export interface WorkerChain {

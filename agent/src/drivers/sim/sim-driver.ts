@@ -7,9 +7,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, InvalidArgumentError, newId, newIdentity } from '../../../../shared/src/mod.js';
-import type { VmSpec } from '../../../../shared/src/mod.js';
-import type { CreateVmOptions, DatastoreInfo, DiskView, HypervisorDriver } from '../driver.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, newId, newIdentity } from '../../../../shared/src/mod.js';
+import type { Logger, VmSpec } from '../../../../shared/src/mod.js';
+import type { BypassStore, CreateVmOptions, DatastoreInfo, DiskView, HypervisorDriver } from '../driver.js';
+import { BypassInitiator } from './bypass-initiator.js';
 import { readChainRecord } from './chain-record.js';
 import { Datastore } from './datastore.js';
 import { ChainView } from './disk-view.js';
@@ -23,6 +24,9 @@ export interface SimDriverOptions {
   dataDir: string;
   /** The datastore directory; several hosts given the same one share their disks' layers. Default `<dataDir>/datastore`. */
   datastoreDir?: string;
+  /** The storage array that holds VMs' bypass volumes (seed 001); without it, a VM with bypass volumes is refused. */
+  array?: BypassStore;
+  log?: Logger;
 }
 
 export class SimDriver implements HypervisorDriver {
@@ -32,8 +36,12 @@ export class SimDriver implements HypervisorDriver {
   private readonly hostId: string;
   private readonly vmsDir: string;
   private readonly vms = new Map<string, SimVm>();
+  private readonly array: BypassStore | undefined;
+  private readonly log: Logger | undefined;
 
   constructor(opts: SimDriverOptions) {
+    this.array = opts.array;
+    this.log = opts.log;
     this.vmsDir = join(opts.dataDir, 'vms');
     mkdirSync(this.vmsDir, { recursive: true });
     this.hostId = hostIdOf(opts.dataDir);
@@ -67,7 +75,8 @@ export class SimDriver implements HypervisorDriver {
         const disks = VmDisks.load(this.ds, dir, this.ref(id), rec.spec.disks);
         // A VM recorded before VMs had identities gets one now, kept from here on.
         const spec = rec.spec.identity ? rec.spec : { ...rec.spec, identity: newIdentity(rec.spec.name, this.macs()) };
-        const vm = new SimVm({ ...rec, spec, memory: 'boot', disks, vmDir: dir, complete: true });
+        const bypass = this.initiator(id, spec);
+        const vm = new SimVm({ ...rec, spec, memory: 'boot', disks, vmDir: dir, complete: true, ...(bypass ? { bypass } : {}) });
         if (spec !== rec.spec) vm.saveRecord();
         this.vms.set(id, vm);
         loaded.push(vm);
@@ -111,6 +120,21 @@ export class SimDriver implements HypervisorDriver {
     return macs;
   }
 
+  /** The guest's initiator for its bypass volumes (`<vm id>-<name>` on the array), or undefined when it has none. */
+  private initiator(id: string, spec: VmSpec): BypassInitiator | undefined {
+    const vols = spec.bypass ?? [];
+    if (vols.length === 0) return undefined;
+    if (!this.array) {
+      throw new FailedPreconditionError(`vm '${spec.name}' has bypass volumes, but this host has no storage array configured (start the agent with --array URL)`);
+    }
+    return new BypassInitiator(
+      this.array,
+      vols.map((v) => `${id}-${v.name}`),
+      vols.map((v) => v.sizeMib * 2 ** 20),
+      this.log,
+    );
+  }
+
   async create(given: VmSpec, opts: CreateVmOptions = {}): Promise<SimVm> {
     for (const vm of this.vms.values()) {
       if (vm.spec.name === given.name) throw new AlreadyExistsError(`a VM named '${given.name}' already exists on this host`);
@@ -118,6 +142,7 @@ export class SimDriver implements HypervisorDriver {
     // Without an identity (a caller that does not choose one), the VM gets its own, recorded with its spec.
     const spec: VmSpec = given.identity ? given : { ...given, identity: newIdentity(given.name, this.macs()) };
     const id = newId('vm');
+    const bypass = this.initiator(id, spec);
     const dir = join(this.vmsDir, id);
     const target = opts.incoming === true || opts.restore === true;
     mkdirSync(dir, { recursive: true });
@@ -127,11 +152,14 @@ export class SimDriver implements HypervisorDriver {
       // Incomplete until the disks exist: a crash before then leaves a VM the next load deletes.
       writeVmRecord(dir, record);
       const start: DiskStart = opts.linkedDisks ? { kind: 'linked', chains: opts.linkedDisks } : target ? { kind: 'blank' } : { kind: 'image' };
+      // Bypass volumes are made on the array first (blank: the guest, or a restore, fills them).
+      if (bypass) for (const [i, v] of (spec.bypass ?? []).entries()) await this.array!.createVolume(bypass.volumes[i]!, v.sizeMib);
       const disks = VmDisks.create(this.ds, dir, this.ref(id), spec.disks, start);
-      vm = new SimVm({ ...record, memory: opts.incoming ? 'empty' : 'boot', disks, vmDir: dir, complete: !target });
+      vm = new SimVm({ ...record, memory: opts.incoming ? 'empty' : 'boot', disks, vmDir: dir, complete: !target, ...(bypass ? { bypass } : {}) });
       vm.saveRecord();
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
+      if (bypass) for (const v of bypass.volumes) await this.array!.deleteVolume(v).catch(() => undefined);
       throw err;
     }
     this.vms.set(id, vm);
@@ -156,6 +184,10 @@ export class SimDriver implements HypervisorDriver {
       await vm.destroy();
     } finally {
       rmSync(join(this.vmsDir, id), { recursive: true, force: true });
+      // Its bypass volumes go with it (best effort: an unreachable array keeps them, named after the VM).
+      for (const v of vm.bypassVolumes()) {
+        await this.array?.deleteVolume(v.volume).catch((err: unknown) => this.log?.warn({ err, volume: v.volume }, 'bypass volume not deleted'));
+      }
     }
     // A VM here that shared a base with it may be its last user now: it folds the base back (in the background,
     // as after a snapshot's release). VMs on other hosts find out at their next compaction.

@@ -19,6 +19,7 @@ import type {
   DiskSnapshot,
   DiskView,
   DriverVm,
+  BypassVolumeInfo,
   GuestPages,
   HotFreeze,
   HotFreezeOptions,
@@ -40,7 +41,8 @@ import type { VmDisks } from './vm-disks.js';
 import { ChangeTracker } from './cbt.js';
 import { writeVmRecord } from './vm-record.js';
 import { waitWhile } from './wait.js';
-import type { SimDiskSnapshot } from './disk-view.js';
+import type { ChainView, SimDiskSnapshot } from './disk-view.js';
+import type { BypassInitiator } from './bypass-initiator.js';
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** The default bound on a hot freeze's write buffer: about a million buffered writes. */
@@ -102,6 +104,8 @@ export interface SimVmInit {
   networkIsolated: boolean;
   /** False for an incoming clone or a restore until it first runs. */
   complete: boolean;
+  /** The guest's path to its bypass volumes on the array; undefined when it has none. */
+  bypass?: BypassInitiator;
 }
 
 export class SimVm implements DriverVm {
@@ -128,6 +132,7 @@ export class SimVm implements DriverVm {
   readonly cloneOf: string;
   private readonly vmDisks: VmDisks;
   private readonly vmDir: string;
+  private readonly bypass: BypassInitiator | undefined;
   private isolated: boolean;
   private complete: boolean;
   /** Run, suspend, snapshots, merges and disk writes take turns: each sees the guest either running or parked. */
@@ -140,6 +145,7 @@ export class SimVm implements DriverVm {
     this.cloneOf = init.cloneOf;
     this.vmDisks = init.disks;
     this.vmDir = init.vmDir;
+    this.bypass = init.bypass;
     this.isolated = init.networkIsolated;
     this.complete = init.complete;
     this.pageCount = (spec.memoryMib * 1024 * 1024) / this.pageSize;
@@ -285,6 +291,9 @@ export class SimVm implements DriverVm {
       this.vmDisks.abortSnapshots();
       this.vmDisks.close();
       if (clean) ChangeTracker.save(this.vmDir, this.vmDisks.trackers, true);
+      // The guest's last bypass writes reach the array before the VM is gone (a short wait: the array may be down).
+      await this.bypass?.flush(2_000).catch(() => undefined);
+      this.bypass?.close();
     });
   }
 
@@ -295,12 +304,14 @@ export class SimVm implements DriverVm {
         await this.stopWorker();
       } finally {
         this.vmDisks.destroy();
+        this.bypass?.close();
       }
     });
   }
 
   private startWorker(): void {
     const disks = this.vmDisks.workerData();
+    const bypass = this.bypass?.workerData(this.spec.workload.bypassWriteRate ?? 0);
     const { hotset } = PATTERN_CODE;
     const hotPages = Math.max(1, Math.floor(this.pageCount / 10));
     const data: GuestWorkerData = {
@@ -314,9 +325,11 @@ export class SimVm implements DriverVm {
       seed: this.spec.workload.seed,
       diskWriteRate: this.spec.workload.diskWriteRate ?? 0,
       disks: disks.data,
+      tokenRate: this.spec.workload.tokenRate ?? 0,
+      bypass: bypass?.data ?? null,
     };
     this.tidCell = new Int32Array(new SharedArrayBuffer(4));
-    const w = workerFor(data, this.tidCell.buffer as SharedArrayBuffer, [disks.transfer]);
+    const w = workerFor(data, this.tidCell.buffer as SharedArrayBuffer, bypass ? [disks.transfer, bypass.transfer] : [disks.transfer]);
     w.on('error', (err) => {
       this.workerError = err;
     });
@@ -443,6 +456,20 @@ export class SimVm implements DriverVm {
   /** Layer ids per disk, bottom first (for tests and diagnostics). */
   diskChains(): string[][] {
     return this.vmDisks.chainIds();
+  }
+
+  bypassVolumes(): BypassVolumeInfo[] {
+    const vols = this.spec.bypass ?? [];
+    return vols.map((v, i) => ({ name: v.name, volume: this.bypass?.volumes[i] ?? '', sizeBytes: v.sizeMib * 2 ** 20 }));
+  }
+
+  async flushBypass(timeoutMs?: number): Promise<void> {
+    await this.bypass?.flush(timeoutMs);
+  }
+
+  blocksWrittenSince(base: string[][], snap: DiskSnapshot): Uint32Array[] {
+    if (base.length !== snap.disks.length) throw new InvalidArgumentError(`chains for ${base.length} of ${snap.disks.length} disks`);
+    return snap.disks.map((v, d) => (v as ChainView).blocksAbove(base[d]!));
   }
 
   storageUsage(): LayerUsage[] {

@@ -3,6 +3,7 @@
 import type { BackupDisk as _doppel_v1_BackupDisk, BackupDisk__Output as _doppel_v1_BackupDisk__Output } from '../../doppel/v1/BackupDisk.js';
 import type { BackupStats as _doppel_v1_BackupStats, BackupStats__Output as _doppel_v1_BackupStats__Output } from '../../doppel/v1/BackupStats.js';
 import type { VM as _doppel_v1_VM, VM__Output as _doppel_v1_VM__Output } from '../../doppel/v1/VM.js';
+import type { BypassBackup as _doppel_v1_BypassBackup, BypassBackup__Output as _doppel_v1_BypassBackup__Output } from '../../doppel/v1/BypassBackup.js';
 
 export interface Backup {
   'id'?: (string);
@@ -17,7 +18,7 @@ export interface Backup {
   'host'?: (string);
   'createdAt'?: (string);
   /**
-   * clone | direct
+   * clone | direct | bypass
    */
   'mode'?: (string);
   /**
@@ -39,6 +40,10 @@ export interface Backup {
    * the configuration a restore recreates
    */
   'spec'?: (_doppel_v1_VM | null);
+  /**
+   * mode bypass: how the two parts agree on t1
+   */
+  'bypass'?: (_doppel_v1_BypassBackup | null);
 }
 
 export interface Backup__Output {
@@ -54,7 +59,7 @@ export interface Backup__Output {
   'host': (string);
   'createdAt': (string);
   /**
-   * clone | direct
+   * clone | direct | bypass
    */
   'mode': (string);
   /**
@@ -76,4 +81,8 @@ export interface Backup__Output {
    * the configuration a restore recreates
    */
   'spec': (_doppel_v1_VM__Output | null);
+  /**
+   * mode bypass: how the two parts agree on t1
+   */
+  'bypass': (_doppel_v1_BypassBackup__Output | null);
 }

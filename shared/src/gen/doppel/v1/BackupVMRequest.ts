@@ -26,6 +26,10 @@ export interface BackupVMRequest {
    * Let the clone run this long before its disk is snapshotted (its services start, its guest settles).
    */
   'cloneSettleMs'?: (number);
+  /**
+   * Tests only (the agent must allow fault injection): a bypass-mode backup skips its revert to t1.
+   */
+  'skipRevert'?: (boolean);
 }
 
 export interface BackupVMRequest__Output {
@@ -53,4 +57,8 @@ export interface BackupVMRequest__Output {
    * Let the clone run this long before its disk is snapshotted (its services start, its guest settles).
    */
   'cloneSettleMs': (number);
+  /**
+   * Tests only (the agent must allow fault injection): a bypass-mode backup skips its revert to t1.
+   */
+  'skipRevert': (boolean);
 }

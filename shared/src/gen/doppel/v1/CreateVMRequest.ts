@@ -2,6 +2,7 @@
 
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from '../../doppel/v1/Workload.js';
 import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from '../../doppel/v1/Disk.js';
+import type { BypassVolume as _doppel_v1_BypassVolume, BypassVolume__Output as _doppel_v1_BypassVolume__Output } from '../../doppel/v1/BypassVolume.js';
 
 export interface CreateVMRequest {
   'name'?: (string);
@@ -24,6 +25,10 @@ export interface CreateVMRequest {
    * empty: a new one under 52:54:00, unique in the fleet; given: refused if a VM has it
    */
   'mac'?: (string);
+  /**
+   * volumes on the host's storage array, made with the VM (the host needs --array)
+   */
+  'bypass'?: (_doppel_v1_BypassVolume)[];
 }
 
 export interface CreateVMRequest__Output {
@@ -47,4 +52,8 @@ export interface CreateVMRequest__Output {
    * empty: a new one under 52:54:00, unique in the fleet; given: refused if a VM has it
    */
   'mac': (string);
+  /**
+   * volumes on the host's storage array, made with the VM (the host needs --array)
+   */
+  'bypass': (_doppel_v1_BypassVolume__Output)[];
 }

@@ -14,6 +14,12 @@ export interface RestoreJob {
   'hashesMatch'?: (boolean);
   'bytesWritten'?: (number | string | Long);
   'ms'?: (number | string);
+  /**
+   * A bypass-mode backup: the consistency tokens read from the restored VM before it ran (equal when time-consistent).
+   */
+  'imageToken'?: (number | string | Long);
+  'bypassToken'?: (number | string | Long);
+  'hasTokens'?: (boolean);
 }
 
 export interface RestoreJob__Output {
@@ -28,4 +34,10 @@ export interface RestoreJob__Output {
   'hashesMatch': (boolean);
   'bytesWritten': (number);
   'ms': (number);
+  /**
+   * A bypass-mode backup: the consistency tokens read from the restored VM before it ran (equal when time-consistent).
+   */
+  'imageToken': (number);
+  'bypassToken': (number);
+  'hasTokens': (boolean);
 }

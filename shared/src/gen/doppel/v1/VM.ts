@@ -2,6 +2,7 @@
 
 import type { Workload as _doppel_v1_Workload, Workload__Output as _doppel_v1_Workload__Output } from '../../doppel/v1/Workload.js';
 import type { Disk as _doppel_v1_Disk, Disk__Output as _doppel_v1_Disk__Output } from '../../doppel/v1/Disk.js';
+import type { BypassVolume as _doppel_v1_BypassVolume, BypassVolume__Output as _doppel_v1_BypassVolume__Output } from '../../doppel/v1/BypassVolume.js';
 
 export interface VM {
   'id'?: (string);
@@ -30,6 +31,7 @@ export interface VM {
    * as /etc/machine-id: 32 hex characters
    */
   'machineId'?: (string);
+  'bypass'?: (_doppel_v1_BypassVolume)[];
 }
 
 export interface VM__Output {
@@ -59,4 +61,5 @@ export interface VM__Output {
    * as /etc/machine-id: 32 hex characters
    */
   'machineId': (string);
+  'bypass': (_doppel_v1_BypassVolume__Output)[];
 }

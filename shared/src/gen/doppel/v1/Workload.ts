@@ -15,6 +15,14 @@ export interface Workload {
    * 4 KiB disk writes per second
    */
   'diskWriteRate'?: (number);
+  /**
+   * consistency-token steps per second: first disk and first bypass volume, one step
+   */
+  'tokenRate'?: (number);
+  /**
+   * 4 KiB writes per second to the bypass volumes, straight to the array
+   */
+  'bypassWriteRate'?: (number);
 }
 
 export interface Workload__Output {
@@ -31,4 +39,12 @@ export interface Workload__Output {
    * 4 KiB disk writes per second
    */
   'diskWriteRate': (number);
+  /**
+   * consistency-token steps per second: first disk and first bypass volume, one step
+   */
+  'tokenRate': (number);
+  /**
+   * 4 KiB writes per second to the bypass volumes, straight to the array
+   */
+  'bypassWriteRate': (number);
 }
