@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import { assertGuestRunning, codeOf, eventually, startTestFleet } from './helpers/fleet.js';
+import { ArrayClient } from '../agent/src/array/client.js';
 
 let fleet: LocalFleet;
 before(async () => {
@@ -67,7 +68,16 @@ test('a bypass-mode backup restores with the same token on the image disk and th
   const s = await restoreTokens(skipped.id);
   assert.ok(s.image > s.bypass, `without the revert the image (t2, ${s.image}) is ahead of the bypass volume (t1, ${s.bypass})`);
   await assertGuestRunning(fleet, 'host-a', vm.id);
+  // The array keeps only the newest backup's t1 snapshot of the VM, and nothing once the VM is gone.
+  const array = new ArrayClient({ url: fleet.array!.url });
+  const covering = async () => (await array.listSnapshots()).filter((x) => x.volumes.some((v) => v.name === `${vm.id}-data`));
+  assert.deepEqual(
+    (await covering()).map((x) => x.id),
+    [skipped.bypass!.arraySnapshot],
+  );
   for (const id of [r.vmId, s.vmId, vm.id]) await fleet.client.destroyVm(id);
+  assert.equal((await covering()).length, 0);
+  assert.ok(!(await array.listVolumes()).some((v) => v.name.startsWith(vm.id)), 'the VM\'s bypass volume went with it');
 });
 
 test('an incremental bypass-mode backup reads only what changed, on the array and on the host, and restores consistent', async () => {

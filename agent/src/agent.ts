@@ -45,6 +45,7 @@ import { runCloneJob } from './clone-job.js';
 import { runHotCloneJob } from './hot-clone-job.js';
 import { HOT_BUFFER_MAX_BYTES } from './drivers/driver.js';
 import type { ArrayApi } from './bypass/array-view.js';
+import { BYPASS_PIN_PREFIX } from './bypass/bypass-backup.js';
 import { runBackupJob } from './backup/backup-job.js';
 import { backupFromClone } from './backup/clone-backup.js';
 import { runRestoreJob } from './backup/restore-job.js';
@@ -116,6 +117,9 @@ export class Agent {
     // VMs a previous run left: disks and configuration persist (and change tracking, after a clean stop).
     const loaded = await deps.driver.load();
     if (loaded.length > 0) this.log.info({ vms: loaded.map((v) => v.id) }, 'VMs of a previous run loaded');
+    // A bypass backup that a crash cut off left its t1 pin: nothing else would ever drop it.
+    const stalePins = await deps.driver.dropPins(`${BYPASS_PIN_PREFIX}${opts.host}.`);
+    if (stalePins > 0) this.log.info({ stalePins }, 't1 snapshots of interrupted bypass backups dropped');
     this.snapshots = await StorageSnapshots.open({
       driver: deps.driver,
       dataDir: opts.dataDir,

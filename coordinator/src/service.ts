@@ -447,7 +447,8 @@ export class CoordinatorService {
     }
     await this.checkRepository();
     const incremental = req.incremental === true;
-    const latest = incremental ? await this.d.catalog.latest(vm.id) : undefined;
+    const newest = await this.d.catalog.latest(vm.id);
+    const latest = incremental ? newest : undefined;
     const base = latest ? { backupId: latest.id, repository: latest.repository, ...(latest.bypass ? { arraySnapshot: latest.bypass.arraySnapshot } : {}) } : null;
     // A guest that writes volumes past the hypervisor is backed up on its own host, time-consistently (seed 001):
     // a live clone could not carry volumes the hypervisor does not see.
@@ -479,6 +480,7 @@ export class CoordinatorService {
       keepClone: info.keepClone,
       cloneSettleMs,
       ...(req.skipRevert ? { skipRevert: true } : {}),
+      ...(newest?.bypass ? { previousArraySnapshot: newest.bypass.arraySnapshot } : {}),
     };
     if (req.direct === true || bypass) {
       const { host } = await this.locate(req.vm);

@@ -118,7 +118,8 @@ interface Outcome {
 async function withBypass(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
   if (!deps.array || !deps.driver) throw new FailedPreconditionError(`host '${deps.host}' has no storage array configured (start the agent with --array URL)`);
   const base = args.base?.arraySnapshot ? { backupId: args.base.backupId, arraySnapshot: args.base.arraySnapshot } : null;
-  const r = await bypassBackup(vm, args, (bypass) => backupMetadata(vm, args, deps.host, bypass), base, {
+  const r = await bypassBackup(vm, args, (bypass) => backupMetadata(vm, args, deps.host, bypass), base, args.previousArraySnapshot ?? '', {
+    host: deps.host,
     driver: deps.driver,
     array: deps.array,
     transport: deps.transport,

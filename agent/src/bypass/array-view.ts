@@ -7,7 +7,8 @@ import type { DiskView } from '../drivers/driver.js';
 /** What the agent asks of the storage array's management API (agent/src/array/client.ts). */
 export interface ArrayApi {
   readonly url: string;
-  createSnapshot(volumes: string[], label?: string): Promise<{ id: string; createdAt: string }>;
+  createSnapshot(volumes: string[], label?: string, o?: { timeoutMs?: number }): Promise<{ id: string; createdAt: string }>;
+  listSnapshots(): Promise<{ id: string; label?: string; volumes: { name: string }[] }[]>;
   deleteSnapshot(id: string): Promise<unknown>;
   readSnapshot(id: string, volume: string, offset: number, length: number): Promise<Buffer>;
   /** One bit per array block that holds data: bit b is bit (b & 7) of byte (b >> 3). */

@@ -39,7 +39,13 @@ import { ArraySnapshotView, bitmapWords, type ArrayApi } from './array-view.js';
 /** Bypass volumes are backed up as disks named so (an image disk of that name is refused). */
 export const BYPASS_DISK_PREFIX = 'bypass-';
 
+/** The host's storage-snapshot pins of a bypass backup's t1: `bypass-t1-<host>.<backup id>` (dropped at agent start when left). */
+export const BYPASS_PIN_PREFIX = 'bypass-t1-';
+/** How long each step of the t1 fence (the flush, the array's snapshot) may keep the guest paused. */
+export const FENCE_BUDGET_MS = 5_000;
+
 export interface BypassBackupDeps {
+  host: string;
   driver: HypervisorDriver;
   array: ArrayApi;
   transport: Transport;
@@ -64,6 +70,8 @@ export async function bypassBackup(
   args: BackupStartArgs,
   metadata: (bypass: BypassBackupInfo) => string,
   bypassBase: BypassBase | null,
+  /** The VM's newest backup's array snapshot, deleted once this backup commits (full or incremental). */
+  previousArraySnapshot: string,
   deps: BypassBackupDeps,
 ): Promise<BypassBackupResult> {
   const { array, log } = deps;
@@ -71,7 +79,8 @@ export async function bypassBackup(
   if (vols.length === 0) throw new InvalidArgumentError(`vm '${vm.spec.name}' has no bypass volumes: back it up in clone or direct mode`);
   const clash = vm.disks().find((d) => d.name.startsWith(BYPASS_DISK_PREFIX));
   if (clash) throw new InvalidArgumentError(`disk '${clash.name}' of vm '${vm.spec.name}' starts with '${BYPASS_DISK_PREFIX}', which names bypass volumes in a backup`);
-  const pinRef = `bypass-t1-${args.backupId}`;
+  const pinRef = `${BYPASS_PIN_PREFIX}${deps.host}.${args.backupId}`;
+  const label = `${args.backupId}-t1`;
   const t0 = performance.now();
   let arraySnap: { id: string; createdAt: string } | undefined;
   let t1Chains: string[][] | undefined;
@@ -85,10 +94,12 @@ export async function bypassBackup(
     const f0 = performance.now();
     if (wasRunning) await vm.suspend();
     try {
-      await vm.flushBypass();
+      // The guest stays paused for at most about two fence budgets, however the array behaves.
+      await vm.flushBypass(FENCE_BUDGET_MS);
       arraySnap = await array.createSnapshot(
         vols.map((v) => v.volume),
-        `${args.backupId}-t1`,
+        label,
+        { timeoutMs: FENCE_BUDGET_MS },
       );
       // The guest is parked, so this freeze adds no pause of its own.
       t1Chains = (await vm.createStorageSnapshot(pinRef)).chains;
@@ -127,6 +138,11 @@ export async function bypassBackup(
       }
     }
     const bypassPart = await uploadDisks({ disks: views, changes }, repo, chunkSize, { ...common, base: args.base });
+    if (bypassPart.kind === 'full' && args.base) {
+      bypassPart.fullReason = args.base.arraySnapshot
+        ? `the array has no diff of the bypass volumes against the base's snapshot ${args.base.arraySnapshot}`
+        : `the base ${args.base.backupId} holds no array snapshot of the bypass volumes`;
+    }
 
     // 3. The second snapshot, at t2, of the image disks.
     deps.onProgress('snapshot-t2', 0, 'image disks');
@@ -204,9 +220,10 @@ export async function bypassBackup(
     repo.close();
     // The host's t1 snapshot has served; the array's stays as the next incremental's base unless nothing committed.
     if (t1Chains) await deps.driver.unpinLayers(pinRef, t1Chains).catch((err: unknown) => log.error({ err }, 'could not unpin the t1 snapshot'));
-    if (arraySnap && !committed) await array.deleteSnapshot(arraySnap.id).catch((err: unknown) => log.warn({ err, id: arraySnap?.id }, 'array snapshot of a failed backup not deleted'));
-    if (committed && bypassBase) {
-      await array.deleteSnapshot(bypassBase.arraySnapshot).catch((err: unknown) => log.debug({ err }, 'the base backup\'s array snapshot was already gone'));
+    if (!committed) await dropArraySnapshot(array, arraySnap?.id, label, log);
+    // Only the newest backup's t1 snapshot is kept on the array (the next incremental's base).
+    if (committed && previousArraySnapshot && previousArraySnapshot !== arraySnap?.id) {
+      await array.deleteSnapshot(previousArraySnapshot).catch((err: unknown) => log.debug({ err }, 'the previous backup\'s array snapshot was already gone'));
     }
   }
 }
@@ -249,4 +266,17 @@ async function revertDisk(
     { base: t2Index, changed: chunks },
   );
   return { index: r.index, blocks, contentHash: r.stats.contentHash };
+}
+
+/**
+ * Deletes a failed backup's t1 snapshot on the array: by id, or when the call that made it did not answer (it may
+ * have made it anyway), by its label.
+ */
+async function dropArraySnapshot(array: ArrayApi, id: string | undefined, label: string, log: Logger): Promise<void> {
+  try {
+    const ids = id ? [id] : (await array.listSnapshots()).filter((s) => s.label === label).map((s) => s.id);
+    for (const x of ids) await array.deleteSnapshot(x);
+  } catch (err) {
+    log.warn({ err, id, label }, 'the array snapshot of a failed backup was not deleted');
+  }
 }

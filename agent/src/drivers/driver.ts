@@ -212,6 +212,9 @@ export interface BypassStore {
   createVolume(name: string, sizeMib: number): Promise<unknown>;
   deleteVolume(name: string): Promise<unknown>;
   write(volume: string, offset: number, data: Buffer): Promise<unknown>;
+  /** To delete a VM's volumes, the array snapshots that still cover them go first (backups' incremental bases). */
+  listSnapshots(): Promise<{ id: string; volumes: { name: string }[] }[]>;
+  deleteSnapshot(id: string): Promise<unknown>;
 }
 
 /** A bypass volume as the VM has it: its spec name and its volume on the array. */
@@ -366,6 +369,8 @@ export interface HypervisorDriver {
    * references goes. VMs on this host whose chains hold those layers then fold back what they can. Idempotent.
    */
   unpinLayers(ref: string, chains: string[][]): Promise<void>;
+  /** Drops every pin whose reference starts with `prefix` (ones a crash left behind); returns how many went. */
+  dropPins(prefix: string): Promise<number>;
   /** Read-only views of frozen chains in the datastore (a storage snapshot's), one per disk; close() closes the files. */
   openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void };
   /** A clean stop: every VM stops and stays on disk for the next load(); change tracking is saved as clean. */

@@ -224,6 +224,8 @@ export interface BackupStartArgs {
    * skipping the revert to t1, to show what the revert is for.
    */
   skipRevert?: boolean;
+  /** Bypass mode: the VM's newest backup's t1 snapshot on the array, deleted once this backup commits. */
+  previousArraySnapshot?: string;
 }
 
 /** Source agent -> clone host: back the finished clone up (clone mode, after its disks arrived). */

@@ -8,7 +8,7 @@
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UnavailableError, type Logger } from '../../../../shared/src/mod.js';
+import { InvalidArgumentError, NotFoundError, UnavailableError, type Logger } from '../../../../shared/src/mod.js';
 import type { BypassStore } from '../driver.js';
 import type { BypassWrite, WorkerBypassData } from './layout.js';
 
@@ -63,6 +63,14 @@ export class BypassInitiator {
         Atomics.sub(this.count, 0, 1);
         Atomics.notify(this.count, 0);
       } catch (err) {
+        if (err instanceof InvalidArgumentError || err instanceof NotFoundError) {
+          // The array will never take it (the volume is gone, or the write is malformed): a guest I/O error.
+          this.log?.error({ err, volume }, 'the storage array refused a bypass write for good; dropped');
+          this.queue.shift();
+          Atomics.sub(this.count, 0, 1);
+          Atomics.notify(this.count, 0);
+          continue;
+        }
         if (!this.lastError) this.log?.warn({ err, volume }, 'the storage array does not take the guest\'s bypass writes; retrying');
         this.lastError = err as Error;
         await sleep(RETRY_MS);

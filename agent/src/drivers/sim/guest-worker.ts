@@ -47,7 +47,10 @@ function nextPage(): number {
 }
 
 function writeDisk(): void {
-  const { block, offset } = diskLoad.next();
+  const next = diskLoad.next();
+  const { block } = next;
+  // The consistency token's sector is the token's alone (a guest keeps its own data elsewhere).
+  const offset = data.tokenRate > 0 && block === tokenBlock && next.offset === tokenOffset ? next.offset - TOKEN_BYTES : next.offset;
   const n = ms[MS.diskWritesLo]! + 1;
   disks.write(block, offset, diskLoad.data(n, block));
   ms[MS.diskWritesLo] = n >>> 0;

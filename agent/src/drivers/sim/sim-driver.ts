@@ -167,6 +167,18 @@ export class SimDriver implements HypervisorDriver {
     return vm;
   }
 
+  private async deleteBypassVolumes(volumes: string[]): Promise<void> {
+    const array = this.array;
+    if (!array || volumes.length === 0) return;
+    try {
+      const mine = new Set(volumes);
+      for (const snap of await array.listSnapshots()) if (snap.volumes.some((v) => mine.has(v.name))) await array.deleteSnapshot(snap.id);
+      for (const v of volumes) await array.deleteVolume(v);
+    } catch (err) {
+      this.log?.warn({ err, volumes }, 'bypass volumes not deleted from the array');
+    }
+  }
+
   get(id: string): SimVm | undefined {
     return this.vms.get(id);
   }
@@ -184,10 +196,9 @@ export class SimDriver implements HypervisorDriver {
       await vm.destroy();
     } finally {
       rmSync(join(this.vmsDir, id), { recursive: true, force: true });
-      // Its bypass volumes go with it (best effort: an unreachable array keeps them, named after the VM).
-      for (const v of vm.bypassVolumes()) {
-        await this.array?.deleteVolume(v.volume).catch((err: unknown) => this.log?.warn({ err, volume: v.volume }, 'bypass volume not deleted'));
-      }
+      // Its bypass volumes go with it, after the array snapshots that cover them (its backups' incremental bases;
+      // best effort: an unreachable array keeps them, named after the VM).
+      await this.deleteBypassVolumes(vm.bypassVolumes().map((v) => v.volume));
     }
     // A VM here that shared a base with it may be its last user now: it folds the base back (in the background,
     // as after a snapshot's release). VMs on other hosts find out at their next compaction.
@@ -208,6 +219,21 @@ export class SimDriver implements HypervisorDriver {
     for (const vm of this.vms.values()) {
       if (vm.diskChains().some((c) => c.some((l) => layers.has(l)))) vm.reclaimDisks().catch(() => undefined);
     }
+  }
+
+  async dropPins(prefix: string): Promise<number> {
+    let dropped = 0;
+    const touched: string[] = [];
+    for (const layer of this.ds.layerIds()) {
+      for (const ref of this.ds.refs(layer)) {
+        if (!ref.startsWith(prefix)) continue;
+        this.ds.dropRef(layer, ref);
+        touched.push(layer);
+        dropped++;
+      }
+    }
+    if (dropped > 0) await this.unpinLayers(`${prefix}(none)`, [touched]);
+    return dropped;
   }
 
   openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void } {

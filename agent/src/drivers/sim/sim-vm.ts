@@ -627,6 +627,7 @@ export class SimVm implements DriverVm {
     this._state = 'suspended';
     if (w) await w.terminate();
     this.vmDisks.close();
+    this.bypass?.close();
   }
 
   /**
