@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { SimVm } from '../agent/src/drivers/sim/sim-vm.js';
-import type { DriverVm } from '../agent/src/drivers/driver.js';
 import { assertGuestRunning, driverVm, eventually, startTestFleet } from './helpers/fleet.js';
+import { checkJournal, memoryWords } from './helpers/hot.js';
 
 let fleet: LocalFleet;
 before(async () => {
@@ -33,24 +33,11 @@ async function createVm() {
   });
 }
 
-/** Memory words of a guest that does not write (parked or stopped): each 64-byte line starts with its write's counter. */
-function memoryWords(vm: DriverVm): Uint32Array {
-  const pages = vm.pages();
-  const out = new Uint32Array((pages.pageCount * pages.pageSize) / 4);
-  const bytes = new Uint8Array(out.buffer);
-  for (let i = 0; i < pages.pageCount; i++) bytes.set(pages.page(i), i * pages.pageSize);
-  return out;
-}
-
 /** Every write the freeze buffered is in memory (that write or a later one on the same line). Returns the lines checked. */
 function assertJournalMerged(src: SimVm): number {
   const journal = src.lastHotFreeze?.journal();
   assert.ok(journal && journal.length > 0, 'the source buffered writes while frozen');
-  const mem = memoryWords(src);
-  const last = new Map<number, number>();
-  for (let i = 0; i < journal.length; i += 2) last.set(journal[i]!, journal[i + 1]!);
-  for (const [line, counter] of last) assert.ok(mem[line * 16]! >= counter, `line ${line}: memory has write ${mem[line * 16]}, the buffer had ${counter}`);
-  return last.size;
+  return checkJournal(journal, memoryWords(src)).lines;
 }
 
 /** The same check on a running source, parked for a moment so that its memory holds still. */

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
 import type { SimVm } from '../agent/src/drivers/sim/sim-vm.js';
-import type { DriverVm } from '../agent/src/drivers/driver.js';
 import { assertGuestRunning, codeOf, driverVm, eventually, startTestFleet } from './helpers/fleet.js';
+import { checkJournal, memoryWords } from './helpers/hot.js';
 
 let fleet: LocalFleet;
 before(async () => {
@@ -29,31 +29,13 @@ async function createVm(o: { memoryMib?: number; dirtyRate?: number } = {}) {
   });
 }
 
-/** Memory words of a parked guest: each 64-byte line starts with the counter of the write that made it. */
-function memoryWords(vm: DriverVm): Uint32Array {
-  const pages = vm.pages();
-  const out = new Uint32Array((pages.pageCount * pages.pageSize) / 4);
-  const bytes = new Uint8Array(out.buffer);
-  for (let i = 0; i < pages.pageCount; i++) bytes.set(pages.page(i), i * pages.pageSize);
-  return out;
-}
-
-/** Every write the journal names is in memory (that write or a later one on the same line). */
-function assertJournalMerged(journal: Uint32Array, vm: DriverVm): number {
-  const mem = memoryWords(vm);
-  const last = new Map<number, number>();
-  for (let i = 0; i < journal.length; i += 2) last.set(journal[i]!, journal[i + 1]!);
-  for (const [line, counter] of last) assert.ok(mem[line * 16]! >= counter, `line ${line}: memory has write ${mem[line * 16]}, the buffer had ${counter}`);
-  return last.size;
-}
-
 /** Checks the buffered writes of the source's last hot freeze against its journal, with the guest parked a moment. */
 async function checkSourceKeptWrites(src: SimVm): Promise<number> {
   const journal = src.lastHotFreeze?.journal();
   assert.ok(journal && journal.length > 0, 'the source buffered writes while frozen');
   await src.suspend();
   try {
-    return assertJournalMerged(journal, src);
+    return checkJournal(journal, memoryWords(src)).lines;
   } finally {
     await src.run();
   }

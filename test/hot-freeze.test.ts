@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SimDriver } from '../agent/src/mod.js';
 import { hashDiskView } from '../agent/src/drivers/disk-hash.js';
-import type { DriverVm } from '../agent/src/drivers/driver.js';
 import type { VmSpec } from '../shared/src/mod.js';
 import { CMD, CTRL } from '../agent/src/drivers/sim/layout.js';
+import { checkJournal, memoryWords } from './helpers/hot.js';
 
 const root = mkdtempSync(join(tmpdir(), 'doppel-hot-freeze-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -31,31 +31,6 @@ function spec(name: string, dirtyRate: number, diskWriteRate = 0): VmSpec {
     workload: { dirtyRate, pattern: 'hotset', seed: 11, diskWriteRate },
     disks: [{ name: 'disk0', sizeMib: 16, image: 'base' }],
   };
-}
-
-/** Memory words of a parked guest: each 64-byte line starts with the counter of the write that made it. */
-async function memoryWords(vm: DriverVm): Promise<Uint32Array> {
-  const pages = vm.pages();
-  const out = new Uint32Array((pages.pageCount * pages.pageSize) / 4);
-  const bytes = new Uint8Array(out.buffer);
-  for (let i = 0; i < pages.pageCount; i++) bytes.set(pages.page(i), i * pages.pageSize);
-  return out;
-}
-
-/**
- * Every journaled write (line, counter) is in memory: the line holds that write or a later one. Returns how many
- * lines hold exactly their last buffered write (not overwritten since).
- */
-function checkJournal(journal: Uint32Array, mem: Uint32Array): { lines: number; exact: number } {
-  const last = new Map<number, number>();
-  for (let i = 0; i < journal.length; i += 2) last.set(journal[i]!, journal[i + 1]!);
-  let exact = 0;
-  for (const [line, counter] of last) {
-    const inMemory = mem[line * 16]!;
-    assert.ok(inMemory >= counter, `line ${line}: memory holds write ${inMemory}, the buffer had write ${counter}`);
-    if (inMemory === counter) exact++;
-  }
-  return { lines: last.size, exact };
 }
 
 test('a hot freeze keeps the guest running: the frozen image stays still, the writes it buffered are all merged back', async () => {
@@ -92,7 +67,7 @@ test('a hot freeze keeps the guest running: the frozen image stays still, the wr
     await sleep(50);
     await vm.suspend();
     assert.equal(vm.suspendCount, suspends + 1, 'the hot freeze itself never suspended the guest');
-    const { lines, exact } = checkJournal(hot.journal()!, await memoryWords(vm));
+    const { lines, exact } = checkJournal(hot.journal()!, memoryWords(vm));
     assert.ok(lines > 100, `${lines} lines written while frozen`);
     assert.ok(exact > 0, 'some lines still hold exactly their merged write');
     assert.notEqual(await vm.memoryHash(), h1, 'after the merge the memory holds the buffered writes');
@@ -115,7 +90,7 @@ test('a full buffer stalls the guest instead of dropping writes; the stall is me
     assert.ok(stats.maxStallMs >= 100, `longest stall ${stats.maxStallMs} ms`);
     assert.ok(stats.mergedWrites >= 240);
     await vm.suspend();
-    checkJournal(hot.journal()!, await memoryWords(vm));
+    checkJournal(hot.journal()!, memoryWords(vm));
   } finally {
     await d.close();
   }
@@ -131,7 +106,7 @@ test('an unfreeze of a parked guest merges on the driver', async () => {
     await a.suspend();
     const stats = await hot.unfreeze();
     assert.equal(stats.mergedWrites, stats.bufferedWrites);
-    checkJournal(hot.journal()!, await memoryWords(a));
+    checkJournal(hot.journal()!, memoryWords(a));
     await a.run();
     await sleep(30);
     await a.suspend();
@@ -188,7 +163,7 @@ test('a freeze the guest does not take in time is withdrawn: no hang, the guest 
     await hot.disks.release('abort');
     await vm.settleDisks();
     await vm.suspend();
-    checkJournal(hot.journal()!, await memoryWords(vm));
+    checkJournal(hot.journal()!, memoryWords(vm));
     assert.ok(vm.diskChains()[0]!.length <= chainBefore, 'the aborted freeze left no extra layer');
   } finally {
     await d.close();

@@ -38,6 +38,26 @@ export function cloneMemoryHash(
   });
 }
 
+/** The clone gets the frozen disks: an overlay on them (shared datastore) or a block copy; reported as clone.disk-copied. */
+export async function giveCloneDisks(
+  snapshot: DiskSnapshot,
+  args: { jobId: string; targetHost: string; targetVmId: string; linked: boolean; tokens: { disk: string } },
+  deps: { client: DataPlaneClient; deadlineMs: number; signal: AbortSignal; events: JobEvents; base: { host: string; jobId: string; vm: string } },
+): Promise<Awaited<ReturnType<typeof copyDisks>>> {
+  const disk = await copyDisks(snapshot, deps.client, {
+    jobId: args.jobId,
+    token: args.tokens.disk,
+    targetHost: args.targetHost,
+    targetVmId: args.targetVmId,
+    linked: args.linked,
+    deadlineMs: deps.deadlineMs,
+    signal: deps.signal,
+  });
+  const { blocks, bytesRaw, bytesWire, ms, linked } = disk;
+  deps.events.emit({ ...deps.base, type: 'clone.disk-copied', blocks, bytesRaw, bytesWire, ms, linked });
+  return disk;
+}
+
 export interface LiveClone {
   stats: CloneStats;
   /** The source's disks at the switchover; the caller releases it. */
@@ -93,16 +113,7 @@ export async function liveClone(
       }
     }
     // The source runs again; its disks' state at the switchover goes to the clone.
-    const disk = await copyDisks(snapshot, client, {
-      jobId: args.jobId,
-      token: args.tokens.disk,
-      targetHost: args.targetHost,
-      targetVmId: args.targetVmId,
-      linked: args.linked,
-      deadlineMs: deps.deadlineMs,
-      signal: deps.signal,
-    });
-    events.emit({ ...base, type: 'clone.disk-copied', blocks: disk.blocks, bytesRaw: disk.bytesRaw, bytesWire: disk.bytesWire, ms: disk.ms, linked: disk.linked });
+    const disk = await giveCloneDisks(snapshot, args, { ...deps, events, base });
     log.info({ blocks: disk.blocks, linked: disk.linked, ms: Math.round(disk.ms) }, 'clone disks copied');
     return {
       stats: { ...stats, diskBlocks: disk.blocks, diskBytesRaw: disk.bytesRaw, diskBytesWire: disk.bytesWire, diskCopyMs: disk.ms, diskLinked: disk.linked },

@@ -29,8 +29,7 @@ import type { DriverVm, HotFreeze, HotFreezeStats } from './drivers/driver.js';
 import { PageStream, type DataPlaneClient } from './dataplane/client.js';
 import { sendAll } from './precopy/sender.js';
 import { Pacer } from './precopy/pacer.js';
-import { copyDisks } from './diskcopy/sender.js';
-import { cloneMemoryHash, type CloneJobDeps } from './clone-job.js';
+import { cloneMemoryHash, giveCloneDisks, type CloneJobDeps } from './clone-job.js';
 import { jobEvents } from './job-events.js';
 
 export interface HotCloneDeps extends CloneJobDeps {
@@ -156,16 +155,7 @@ export async function runHotCloneJob(vm: DriverVm, args: HotCloneStartArgs, deps
       }
     }
 
-    const disk = await copyDisks(hot.disks, deps.client, {
-      jobId: args.jobId,
-      token: args.tokens.disk,
-      targetHost: args.targetHost,
-      targetVmId: args.targetVmId,
-      linked: args.linked,
-      deadlineMs: deps.deadlineMs,
-      signal: deps.signal,
-    });
-    events.emit({ ...base, type: 'clone.disk-copied', blocks: disk.blocks, bytesRaw: disk.bytesRaw, bytesWire: disk.bytesWire, ms: disk.ms, linked: disk.linked });
+    const disk = await giveCloneDisks(hot.disks, args, { ...deps, events, base });
     const shared = disk.linked ? sharedBaseBytes(vm, hot) : 0;
     await hot.disks.release('abort');
     const stats: HotCloneStats = {
