@@ -303,6 +303,15 @@ export class CoordinatorService {
     return bytesPerSecond;
   }
 
+  /** The target host a clone request names: up, not the source's host, with room for the VM. */
+  private async namedTarget(name: string, source: HostRecord, vm: VmInfo, what: string): Promise<HostRecord> {
+    const target = await this.upHost(name, 'target');
+    if (target.name === source.name) throw new InvalidArgumentError(`target host '${target.name}' is the source's host; ${what} goes to a second host`);
+    const problem = roomProblem(target, vm.memoryMib);
+    if (problem) throw new ResourceExhaustedError(problem);
+    return target;
+  }
+
   /**
    * Plans a live clone: validates the request, picks the target, measures the link and the dirty rate,
    * predicts convergence and applies the refuse/warn policy. Nothing is created yet.
@@ -315,12 +324,7 @@ export class CoordinatorService {
     const { vm, host: source } = await this.locate(req.vm);
     let target: HostRecord;
     if (req.targetHost) {
-      target = await this.upHost(req.targetHost, 'target');
-      if (target.name === source.name) {
-        throw new InvalidArgumentError(`target host '${target.name}' is the source's host; a live clone goes to a second host`);
-      }
-      const problem = roomProblem(target, vm.memoryMib);
-      if (problem) throw new ResourceExhaustedError(problem);
+      target = await this.namedTarget(req.targetHost, source, vm, 'a live clone');
     } else {
       target = pickHost(await this.d.registry.list(), vm.memoryMib, source.name);
     }
@@ -619,12 +623,7 @@ export class CoordinatorService {
     const { vm, host: source } = await this.locate(req.vm);
     let target: HostRecord;
     if (req.targetHost) {
-      target = await this.upHost(req.targetHost, 'target');
-      if (target.name === source.name) {
-        throw new InvalidArgumentError(`target host '${target.name}' is the source's host; a hot clone goes to a second host`);
-      }
-      const problem = roomProblem(target, vm.memoryMib);
-      if (problem) throw new ResourceExhaustedError(problem);
+      target = await this.namedTarget(req.targetHost, source, vm, 'a hot clone');
     } else {
       // A host on the same datastore with room when there is one (the clone then needs no disk copy); else any
       // host, and planHotClone says why that needs --copy-disks.
