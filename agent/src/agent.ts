@@ -2,6 +2,7 @@
  * The agent: one per hypervisor host. It registers and heartbeats on NATS,
  * answers the coordinator's commands, and serves the gRPC data plane.
  */
+import { stageImport, type StagedImport } from './backup/import-save-set.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Server } from '@grpc/grpc-js';
@@ -30,6 +31,7 @@ import {
   type NatsConnection,
   type VmInfo,
   type VmSpec,
+  type RestoreStartArgs,
   type StreamTokenVerifier,
   type Transport,
 } from '../../shared/src/mod.js';
@@ -168,8 +170,23 @@ export class Agent {
     return this.deps.driver.list().map((vm) => vm.info(this.opts.host));
   }
 
+  /** The datastore's space, measured at most every 5 s (it lists the layers). */
+  private space = { at: 0, usedMib: 0, freeMib: 0 };
+
+  private datastoreSpace(): { usedMib: number; freeMib: number } {
+    if (Date.now() - this.space.at > 5000) {
+      try {
+        this.space = { at: Date.now(), ...this.deps.driver.datastoreSpace() };
+      } catch (err) {
+        this.log.warn({ err }, 'datastore space not measured');
+      }
+    }
+    return this.space;
+  }
+
   heartbeat(status: Heartbeat['status']): void {
     const mem = process.memoryUsage();
+    const space = this.datastoreSpace();
     const hb: Heartbeat = {
       name: this.opts.host,
       dataAddr: this.dataAddr,
@@ -181,6 +198,10 @@ export class Agent {
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       startedAt: this.startedAt,
       datastore: this.deps.driver.datastore.id,
+      cluster: this.opts.cluster,
+      datastorePath: this.deps.driver.datastore.path,
+      datastoreUsedMib: space.usedMib,
+      datastoreFreeMib: space.freeMib,
       sentAt: new Date().toISOString(),
       status,
       intervalMs: this.opts.heartbeatMs,
@@ -293,6 +314,37 @@ export class Agent {
     requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
     requireInt('max rounds', args.maxRounds, 1, 1000);
     this.requireFaultAllowed(args.fault);
+  }
+
+  /** Creates the restored VM and starts its restore job; `staged` is a planned import's save-set copy. */
+  private async restoreVm(args: RestoreStartArgs, spec: VmSpec, staged: StagedImport | undefined): Promise<{ accepted: true; vm: VmInfo }> {
+    const names = (disks: readonly { name: string }[]) => disks.map((d) => d.name).join(',');
+    // A bypass-mode backup also holds the bypass volumes (restored onto the array): compare the image disks.
+    const bypassDisks = new Set((args.backup.bypass?.volumes ?? []).map((v) => v.disk));
+    if (names(spec.disks) !== names(args.backup.disks.filter((d) => !bypassDisks.has(d.name)))) {
+      throw new InvalidArgumentError(`backup ${args.backup.id} holds disks [${names(args.backup.disks)}] but its configuration names [${names(spec.disks)}]`);
+    }
+    this.checkRoom(spec.memoryMib);
+    const vm = await this.deps.driver.create(spec, { restore: true });
+    await this.announce(vm, 'vm.created');
+    this.startJob(vm.id, `restore job ${args.jobId}`, () =>
+      runRestoreJob(vm, args, {
+        ...(this.deps.array ? { array: this.deps.array } : {}),
+        host: this.opts.host,
+        cluster: this.opts.cluster,
+        transport: this.deps.transport,
+        driver: this.deps.driver,
+        log: this.log,
+        events: jobEvents(this.js, this.log),
+        announce: (v, type) => this.announce(v, type),
+        onSettled: () => {
+          // The save set's copy has served its import.
+          staged?.cleanup();
+          this.heartbeat('up');
+        },
+      }),
+    );
+    return { accepted: true as const, vm: vm.info(this.opts.host) };
   }
 
   private handlers(): CommandHandler {
@@ -437,29 +489,17 @@ export class Agent {
         }
       },
       'vm.restore': async (args) => {
-        const spec = validateVmSpec({ ...args.backup.spec, name: requireName('restored VM name', args.name), identity: args.identity });
-        const names = (disks: readonly { name: string }[]) => disks.map((d) => d.name).join(',');
-        // A bypass-mode backup also holds the bypass volumes (restored onto the array): compare the image disks.
-        const bypassDisks = new Set((args.backup.bypass?.volumes ?? []).map((v) => v.disk));
-        if (names(spec.disks) !== names(args.backup.disks.filter((d) => !bypassDisks.has(d.name)))) {
-          throw new InvalidArgumentError(`backup ${args.backup.id} holds disks [${names(args.backup.disks)}] but its configuration names [${names(spec.disks)}]`);
+        requireName('restored VM name', args.name);
+        // Planned from the save set (seed 003): copied here, checked, and imported with the plan's changes.
+        const staged = args.plan
+          ? await stageImport(args, { transport: this.deps.transport, datastorePath: this.deps.driver.datastore.path, host: this.opts.host })
+          : undefined;
+        try {
+          return await this.restoreVm(args, staged?.spec ?? validateVmSpec({ ...args.backup.spec, name: args.name, identity: args.identity }), staged);
+        } catch (err) {
+          staged?.cleanup();
+          throw err;
         }
-        this.checkRoom(spec.memoryMib);
-        const vm = await this.deps.driver.create(spec, { restore: true });
-        await this.announce(vm, 'vm.created');
-        this.startJob(vm.id, `restore job ${args.jobId}`, () =>
-          runRestoreJob(vm, args, {
-            ...(this.deps.array ? { array: this.deps.array } : {}),
-            host: this.opts.host,
-            transport: this.deps.transport,
-            driver: this.deps.driver,
-            log: this.log,
-            events: jobEvents(this.js, this.log),
-            announce: (v, type) => this.announce(v, type),
-            onSettled: () => this.heartbeat('up'),
-          }),
-        );
-        return { accepted: true as const, vm: vm.info(this.opts.host) };
       },
       'snapshot.create': (args) => this.storageSnapshots.create(args),
       'snapshot.commit': ({ storageId }) => this.storageSnapshots.commit(storageId),

@@ -5,6 +5,8 @@ import { InvalidArgumentError, requireInt, requireName, type Capacity } from '..
 
 export interface AgentOptions {
   host: string;
+  /** The cluster this host belongs to (seed 003); default 'default'. */
+  cluster?: string;
   /** gRPC data-plane listen address, host:port (port 0 picks a free one). */
   listen?: string;
   /** Address other agents use to reach this one; defaults to the bound listen address. */
@@ -25,6 +27,7 @@ export interface AgentOptions {
 
 export interface CompiledAgentOptions {
   host: string;
+  cluster: string;
   listen: string;
   advertise: string;
   dataDir: string;
@@ -49,6 +52,7 @@ export function compileAgentOptions(o: AgentOptions): CompiledAgentOptions {
   }
   return {
     host,
+    cluster: requireName('cluster name', o.cluster ?? 'default'),
     listen,
     advertise: o.advertise ?? '',
     dataDir: path.resolve(o.dataDir ?? path.join(os.tmpdir(), `doppel-agent-${host}`)),

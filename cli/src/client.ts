@@ -24,6 +24,11 @@ import type { Backup__Output } from '../../shared/src/gen/doppel/v1/Backup.js';
 import type { BackupVMRequest } from '../../shared/src/gen/doppel/v1/BackupVMRequest.js';
 import type { CatalogResponse__Output } from '../../shared/src/gen/doppel/v1/CatalogResponse.js';
 import type { RestoreBackupRequest } from '../../shared/src/gen/doppel/v1/RestoreBackupRequest.js';
+import type { RestorePlan__Output } from '../../shared/src/gen/doppel/v1/RestorePlan.js';
+import type { AddClusterRequest } from '../../shared/src/gen/doppel/v1/AddClusterRequest.js';
+import type { Cluster__Output } from '../../shared/src/gen/doppel/v1/Cluster.js';
+import type { ListClustersResponse__Output } from '../../shared/src/gen/doppel/v1/ListClustersResponse.js';
+import type { RemoveClusterResponse__Output } from '../../shared/src/gen/doppel/v1/RemoveClusterResponse.js';
 import type { VerifyReport__Output } from '../../shared/src/gen/doppel/v1/VerifyReport.js';
 import type { SnapshotPair__Output } from '../../shared/src/gen/doppel/v1/SnapshotPair.js';
 import type { SnapshotList__Output } from '../../shared/src/gen/doppel/v1/SnapshotList.js';
@@ -162,6 +167,26 @@ export class CoordinatorClient {
 
   restore(req: RestoreBackupRequest): Promise<Job__Output> {
     return this.call<Job__Output>((o, cb) => this.raw.restoreBackup(req, o, cb));
+  }
+
+  planRestore(req: RestoreBackupRequest): Promise<RestorePlan__Output> {
+    return this.call<RestorePlan__Output>((o, cb) => this.raw.planRestore(req, o, cb));
+  }
+
+  addCluster(req: AddClusterRequest): Promise<Cluster__Output> {
+    return this.call<Cluster__Output>((o, cb) => this.raw.addCluster(req, o, cb));
+  }
+
+  cluster(name: string): Promise<Cluster__Output> {
+    return this.call<Cluster__Output>((o, cb) => this.raw.getCluster({ name }, o, cb));
+  }
+
+  async clusters(): Promise<Cluster__Output[]> {
+    return (await this.call<ListClustersResponse__Output>((o, cb) => this.raw.listClusters({}, o, cb))).clusters;
+  }
+
+  removeCluster(name: string): Promise<RemoveClusterResponse__Output> {
+    return this.call<RemoveClusterResponse__Output>((o, cb) => this.raw.removeCluster({ name }, o, cb));
   }
 
   /** Verifies a backup; resolves with the last report (done, with every bad chunk). */

@@ -8,6 +8,7 @@ import { demoCommand } from './demo/demo.js';
 import { natsAuthCommand } from './commands/nats-auth.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { certsCommand } from './commands/certs.js';
+import { clusterCommand } from './commands/cluster.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about: string }> = {
   up: { run: upCommand, about: 'run a local fleet (NATS, coordinator, two agents) in the foreground' },
@@ -23,7 +24,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   events: { run: eventsCommand, about: 'replay and follow events' },
   backup: { run: backupCommand, about: 'back a VM up through a live clone (or --direct)' },
   backups: { run: backupsCommand, about: 'list the backup catalog' },
-  restore: { run: restoreCommand, about: 'create a VM from a backup' },
+  restore: { run: restoreCommand, about: 'create a VM from a backup, on a host or planned for another cluster' },
+  cluster: { run: clusterCommand, about: 'cluster add|show|list|remove: networks, datastores, CPU models of a cluster' },
   snapshot: { run: snapshotCommand, about: 'snapshot VM [--storage-only] | snapshot show|revert|delete ID | snapshot check: snapshot pairs' },
   snapshots: { run: snapshotsCommand, about: 'a VM\'s snapshot pairs as a tree' },
   verify: { run: verifyCommand, about: 'check every chunk of a backup' },

@@ -3,6 +3,7 @@
  * Everything it knows lives in NATS (KV buckets and the events stream), so a
  * restart, or a second coordinator, picks up where the last one was.
  */
+import { ClusterStore } from './clusters.js';
 import type { Server } from '@grpc/grpc-js';
 import type http from 'node:http';
 import {
@@ -106,6 +107,7 @@ export class Coordinator {
       tokens: deps.tokens,
       snapshotMeta: buckets.snapshotMeta,
       snapshotCatalog: buckets.snapshots,
+      clusters: new ClusterStore(buckets.clusters, deps.nc, () => registry.list()),
     });
     const c = new Coordinator(service, registry, tracker, log);
     c.repo = repo;

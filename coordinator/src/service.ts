@@ -44,6 +44,14 @@ import {
   hostnameFromName,
   newIdentity,
   requireHostname,
+  openSaveSet,
+  parseMaps,
+  planRestore,
+  type ClusterConfig,
+  type ClusterView,
+  type RestorePlan,
+  type SaveSet,
+  type VmSpec,
 } from '../../shared/src/mod.js';
 import type { Catalog } from './catalog.js';
 import { verifyInRepository, type VerifyReport } from './verify.js';
@@ -53,6 +61,7 @@ import { JobStore } from './jobs.js';
 import { pickHost, predict, roomProblem } from './planner.js';
 import { HOT_BUFFER_BYTES, planHotClone } from './hot-clone.js';
 import { IdentityAllocator } from './identities.js';
+import type { ClusterStore } from './clusters.js';
 
 export interface CloneRequest {
   vm: string;
@@ -73,7 +82,7 @@ export interface CloneRequest {
 }
 
 /** A new VM; its identity is made here: `hostname` (default: the name) and `mac` (default: a new one unique in the fleet). */
-export type CreateVmRequest = VmSpecInput & { host?: string; hostname?: string; mac?: string };
+export type CreateVmRequest = VmSpecInput & { host?: string; hostname?: string; mac?: string; /** The API's form of `nics`: a NIC on each. */ networks?: string[] };
 
 export interface BackupRequest {
   vm: string;
@@ -91,10 +100,18 @@ export interface BackupRequest {
 
 export interface RestoreRequest {
   backup: string;
-  toHost: string;
+  /** A host; with toCluster, one of that cluster's. One of the two is required. */
+  toHost?: string;
+  /** A cluster (seed 003): the plan picks the datastore, and a host that mounts it. */
+  toCluster?: string;
+  /** Overrides of the plan's rules: `net:A=B`, `store:X=Y`, `cpu:X=Y`. */
+  maps?: string[];
   asName?: string;
   start?: boolean;
 }
+
+/** A cluster to register (`doppel cluster add`). */
+export type AddClusterRequest = Partial<ClusterConfig> & { replace?: boolean };
 
 interface PlannedClone {
   job: JobRecord;
@@ -108,6 +125,27 @@ interface PlannedClone {
   linked: boolean;
   verify: boolean;
   fault: string;
+}
+
+/**
+ * A new VM's configuration checked against its host's cluster: its NICs' networks exist, its CPU model is offered
+ * (default: the cluster's first) and its memory is within the cluster's limit.
+ */
+function fitToCluster(spec: VmSpec, view: ClusterView): VmSpec {
+  const c = view.config;
+  const problems: string[] = [];
+  for (const [i, n] of (spec.nics ?? []).entries()) {
+    if (!c.networks.some((x) => x.name === n.network)) {
+      problems.push(`nic${i}: cluster '${c.name}' has no network '${n.network}' (it has: ${c.networks.map((x) => x.name).join(', ') || 'none'})`);
+    }
+  }
+  const cpuModel = spec.cpuModel || c.cpuModels[0] || '';
+  if (!c.cpuModels.includes(cpuModel)) problems.push(`cluster '${c.name}' does not offer CPU model '${cpuModel}' (it offers: ${c.cpuModels.join(', ')})`);
+  if (c.maxVmMemoryMib > 0 && spec.memoryMib > c.maxVmMemoryMib) {
+    problems.push(`${spec.memoryMib} MiB of memory is more than cluster '${c.name}' allows a VM (${c.maxVmMemoryMib} MiB)`);
+  }
+  if (problems.length > 0) throw new FailedPreconditionError(`vm '${spec.name}' does not fit cluster '${c.name}': ${problems.join('; ')}`);
+  return { ...spec, cpuModel };
 }
 
 /** A new job record, pending; `plan` fills in what is known of the route. */
@@ -181,6 +219,7 @@ export interface ServiceDeps {
   /** Metadata snapshots and the snapshot catalog. */
   snapshotMeta: KV;
   snapshotCatalog: KV;
+  clusters: ClusterStore;
 }
 
 export class CoordinatorService {
@@ -225,15 +264,18 @@ export class CoordinatorService {
   }
 
   async createVm(req: CreateVmRequest): Promise<VmInfo> {
-    const spec = validateVmSpec({ ...req, vcpus: req.vcpus || 1, identity: null });
+    const { networks, ...rest } = req;
+    const nics = rest.nics?.length ? rest.nics : (networks ?? []).map((network) => ({ network }));
+    const spec = validateVmSpec({ ...rest, nics, vcpus: req.vcpus || 1, identity: null });
     const hostname = req.hostname ? requireHostname(req.hostname) : hostnameFromName(spec.name);
     if (await this.d.registry.findVm(spec.name)) throw new InvalidArgumentError(`a VM named '${spec.name}' already exists`);
     const host = req.host ? await this.upHost(req.host, 'target') : pickHost(await this.d.registry.list(), spec.memoryMib, '');
+    const fitted = fitToCluster(spec, await this.d.clusters.viewOf(host));
     const identity: VmIdentity = req.mac
       ? { ...newIdentity(hostname), mac: await this.identities.claim(req.mac, spec.name) }
       : await this.identities.allocate(spec.name, hostname);
     try {
-      return await sendCommand(this.d.nc, host.name, 'vm.create', { ...spec, identity }, 60_000);
+      return await sendCommand(this.d.nc, host.name, 'vm.create', { ...fitted, identity }, 60_000);
     } catch (err) {
       this.identities.release(identity.mac, err);
       throw err;
@@ -442,7 +484,7 @@ export class CoordinatorService {
    */
   async backupVm(req: BackupRequest): Promise<JobRecord> {
     const backupId = newId('bk');
-    const { vm } = await this.locate(req.vm);
+    const { vm, host: vmHost } = await this.locate(req.vm);
     const chunks = vm.disks.reduce((n, d) => n + Math.ceil(d.sizeMib / 4), 0);
     if (chunks > MAX_BACKUP_CHUNKS) {
       throw new FailedPreconditionError(
@@ -485,6 +527,8 @@ export class CoordinatorService {
       cloneSettleMs,
       ...(req.skipRevert ? { skipRevert: true } : {}),
       ...(newest?.bypass ? { previousArraySnapshot: newest.bypass.arraySnapshot } : {}),
+      // The save set carries the VM's cluster as it is now (seed 003).
+      cluster: await this.d.clusters.viewOf(vmHost).then((v) => ({ config: v.config, datastores: v.datastores })),
     };
     if (req.direct === true || bypass) {
       const { host } = await this.locate(req.vm);
@@ -528,23 +572,110 @@ export class CoordinatorService {
     return this.d.catalog.get(requireName('backup id', id));
   }
 
-  /** Creates a VM from a backup on a host; the agent checks every chunk and the restored disks' hashes. */
+  /**
+   * The save set of a backup (seed 003), read from its manifest in the repository and checked: a corrupt one (its
+   * digest, or its disks against the manifest's) or a foreign one (another format, another backup) is refused.
+   * Undefined for a backup made before save sets.
+   */
+  private async saveSetOf(backup: BackupRecord): Promise<SaveSet | undefined> {
+    const repo = new RepositoryClient(backup.repository, { callDeadlineMs: 15_000, transport: this.d.transport });
+    try {
+      const m = await repo.manifest(backup.id);
+      if (!backup.saveSetDigest && !m.metadataJson.includes('"saveSet"')) return undefined;
+      return openSaveSet(m.metadataJson, { backupId: backup.id, disks: m.disks.map((d) => ({ name: d.name, contentHash: d.contentHash })) });
+    } finally {
+      repo.close();
+    }
+  }
+
+  /**
+   * Plans a restore from a backup's save set: the destination cluster (named, or the named host's), the host when
+   * one is named, the maps. Nothing is created.
+   */
+  async planRestore(req: RestoreRequest): Promise<{ plan: RestorePlan; backup: BackupRecord; view: ClusterView } > {
+    const backup = await this.getBackup(req.backup);
+    if (!req.toHost && !req.toCluster) throw new InvalidArgumentError('a restore needs a destination: a host (--to HOST) or a cluster (--to-cluster NAME)');
+    const maps = parseMaps(req.maps ?? []);
+    const saveSet = await this.saveSetOf(backup);
+    if (!saveSet) {
+      throw new FailedPreconditionError(`backup ${backup.id} has no save set (it was made before save sets): it can be restored only to a host (--to HOST), without a plan`);
+    }
+    const hosts = await this.d.registry.list();
+    let view: ClusterView;
+    if (req.toHost) {
+      const host = await this.upHost(req.toHost, 'restore');
+      view = await this.d.clusters.viewOf(host, hosts);
+      if (req.toCluster && view.config.name !== req.toCluster) {
+        throw new InvalidArgumentError(`host '${host.name}' is in cluster '${view.config.name}', not '${req.toCluster}'`);
+      }
+      // The named host only: the plan's datastore is then the one it mounts.
+      view = { ...view, hosts: view.hosts.filter((h) => h.name === host.name), datastores: view.datastores.map((d) => ({ ...d, mountedBy: d.mountedBy.filter((n) => n === host.name) })) };
+      if (view.hosts[0] && !view.hosts[0].datastore) {
+        throw new FailedPreconditionError(`host '${host.name}' mounts no datastore of cluster '${view.config.name}' (its datastore is ${view.hosts[0].datastorePath}); register it with 'doppel cluster add --replace'`);
+      }
+    } else {
+      view = await this.d.clusters.view(requireName('cluster name', req.toCluster), hosts);
+    }
+    return { plan: planRestore(saveSet, view, maps), backup, view };
+  }
+
+  /**
+   * Creates a VM from a backup. With a save set, the restore is planned first and refused, before any data
+   * moves, when the destination cannot satisfy it; the agent then copies the save set to the chosen datastore and
+   * imports the VM with the plan's changes. Every chunk is checked and the restored disks are hashed.
+   */
   async restoreBackup(req: RestoreRequest): Promise<JobRecord> {
     const backup = await this.getBackup(req.backup);
-    const host = await this.upHost(req.toHost, 'restore');
-    const problem = roomProblem(host, backup.spec.memoryMib);
-    if (problem) throw new ResourceExhaustedError(problem);
+    let plan: RestorePlan | undefined;
+    let host: HostRecord;
+    let spec = backup.spec;
+    if ((await this.saveSetOf(backup)) || req.toCluster || (req.maps ?? []).length > 0) {
+      const planned = await this.planRestore(req);
+      plan = planned.plan;
+      if (plan.problems.length > 0) {
+        throw new FailedPreconditionError(
+          `backup ${backup.id} cannot be restored to cluster '${plan.destinationCluster}'; nothing was copied:\n  - ${plan.problems.join('\n  - ')}`,
+        );
+      }
+      const hosts = await this.d.registry.list();
+      const candidates = plan.hosts.map((n) => hosts.find((h) => h.name === n)).filter((h): h is HostRecord => h !== undefined);
+      const roomy = candidates.find((h) => h.state === 'up' && !roomProblem(h, plan!.memoryMib));
+      if (!roomy) {
+        const why = candidates.map((h) => roomProblem(h, plan!.memoryMib) || `host '${h.name}' is ${h.state}`).join('; ');
+        throw new ResourceExhaustedError(`no host of cluster '${plan.destinationCluster}' on datastore '${plan.datastore?.name ?? ''}' has room now: ${why}`);
+      }
+      host = roomy;
+      spec = { ...spec, cpuModel: plan.cpuModel, ...(plan.networks.length > 0 ? { nics: plan.networks.map((network) => ({ network })) } : {}) };
+    } else {
+      host = await this.upHost(req.toHost ?? '', 'restore');
+      const problem = roomProblem(host, backup.spec.memoryMib);
+      if (problem) throw new ResourceExhaustedError(problem);
+    }
     const name = requireName('VM name', req.asName || `${backup.vmName.slice(0, 40)}-restored-${newId('x').slice(-4)}`);
     if (await this.d.registry.findVm(name)) throw new AlreadyExistsError(`a VM named '${name}' already exists`);
     // The restored VM is a new machine beside the source (which may still run): its own identity. The backup keeps the source's.
     const identity = await this.identities.allocate(name, hostnameFromName(name));
     const job: JobRecord = {
       ...newJob('restore', { id: backup.vm }, host, {}),
-      restore: { backupId: backup.id, targetHost: host.name, vmName: name, vmId: '', diskHashes: [], hashesMatch: false, bytesWritten: 0, ms: 0 },
+      restore: {
+        backupId: backup.id,
+        targetHost: host.name,
+        vmName: name,
+        vmId: '',
+        diskHashes: [],
+        hashesMatch: false,
+        bytesWritten: 0,
+        ms: 0,
+        cluster: host.cluster,
+        network: spec.nics?.[0]?.network ?? '',
+        datastorePath: host.datastorePath,
+        cpuModel: spec.cpuModel ?? '',
+        plan: plan ?? null,
+      },
     };
     await this.d.jobs.create(job);
     try {
-      const r = await sendCommand(this.d.nc, host.name, 'vm.restore', { jobId: job.id, backup, name, start: req.start === true, identity }, 60_000);
+      const r = await sendCommand(this.d.nc, host.name, 'vm.restore', { jobId: job.id, backup, name, start: req.start === true, identity, ...(plan ? { plan } : {}) }, 60_000);
       await this.d.jobs.update(job.id, (j) => ({ ...j, state: j.state === 'pending' ? 'running' : j.state, restore: j.restore && { ...j.restore, vmId: r.vm.id } }));
     } catch (err) {
       this.identities.release(identity.mac, err);
@@ -552,6 +683,23 @@ export class CoordinatorService {
       throw err;
     }
     return this.d.jobs.get(job.id);
+  }
+
+  addCluster(req: AddClusterRequest): Promise<ClusterView> {
+    const { replace, ...config } = req;
+    return this.d.clusters.add(config, replace === true);
+  }
+
+  getCluster(name: string): Promise<ClusterView> {
+    return this.d.clusters.view(name);
+  }
+
+  listClusters(): Promise<ClusterView[]> {
+    return this.d.clusters.list();
+  }
+
+  async removeCluster(name: string): Promise<{ removed: boolean }> {
+    return { removed: await this.d.clusters.remove(name) };
   }
 
   /** Re-hashes every chunk of a backup in its repository; reports progress, and every bad chunk at the end. */

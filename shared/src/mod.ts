@@ -26,3 +26,4 @@ export * from './security/stream-token.js';
 export * from './security/guard-handlers.js';
 export * from './security/pki.js';
 export * from './nats/permissions.js';
+export * from './cluster/mod.js';

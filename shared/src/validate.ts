@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from './errors.js';
 import { validateIdentity, type VmIdentity } from './identity.js';
 import { isValidName } from './protocol/subjects.js';
-import { WORKLOAD_PATTERNS, type BypassVolumeSpec, type DiskSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
+import { WORKLOAD_PATTERNS, type BypassVolumeSpec, type DiskSpec, type NicSpec, type VmSpec, type WorkloadPattern } from './protocol/types.js';
 
 export function requireName(field: string, value: unknown): string {
   if (typeof value !== 'string' || !isValidName(value)) {
@@ -54,6 +54,21 @@ function validateDisks(disks: readonly Partial<DiskSpec>[] | null | undefined): 
   });
 }
 
+/** A CPU model name as QEMU spells them: letters, digits, '-', '_', '.' (e.g. Cascadelake-Server, EPYC-Rome, qemu64). */
+export function requireCpuModel(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value)) {
+    throw new InvalidArgumentError(`${field} must be 1-63 characters of letters, digits, '.', '-' or '_' (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** At most 8 NICs, each naming a network (checked against the cluster by the coordinator). */
+function validateNics(nics: readonly Partial<NicSpec>[] | null | undefined): { nics?: NicSpec[] } {
+  if (!nics || nics.length === 0) return {};
+  if (nics.length > 8) throw new InvalidArgumentError(`a VM has at most 8 NICs (got ${nics.length})`);
+  return { nics: nics.map((n, i) => ({ network: requireName(`nic${i} network`, n.network) })) };
+}
+
 /** Bypass volumes: names unique (and not a disk's), at most 40 characters (the array volume is `<vm id>-<name>`). */
 function validateBypass(vols: readonly Partial<BypassVolumeSpec>[] | null | undefined): { bypass?: BypassVolumeSpec[] } {
   if (!vols || vols.length === 0) return {};
@@ -71,7 +86,8 @@ function validateBypass(vols: readonly Partial<BypassVolumeSpec>[] | null | unde
 
 /** Checks and normalises a VM spec (fills defaults for vcpus and workload). */
 /** A VM spec as a caller may give it: anything may be missing until validated. */
-export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks' | 'identity'>> & {
+export type VmSpecInput = Partial<Omit<VmSpec, 'workload' | 'disks' | 'identity' | 'nics'>> & {
+  nics?: Partial<NicSpec>[] | null;
   workload?: { dirtyRate?: number; pattern?: string; seed?: number; diskWriteRate?: number; tokenRate?: number; bypassWriteRate?: number } | null;
   disks?: Partial<DiskSpec>[] | null;
   bypass?: Partial<BypassVolumeSpec>[] | null;
@@ -94,6 +110,8 @@ export function validateVmSpec(spec: VmSpecInput): VmSpec {
     },
     disks: validateDisks(spec.disks),
     ...validateBypass(spec.bypass),
+    ...validateNics(spec.nics),
+    ...(spec.cpuModel ? { cpuModel: requireCpuModel('cpu model', spec.cpuModel) } : {}),
     // Checked when given; a spec without one stays without (the driver gives the VM one).
     ...(spec.identity === undefined || spec.identity === null ? {} : { identity: validateIdentity(spec.identity, 'identity') }),
   };

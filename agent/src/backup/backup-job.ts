@@ -36,6 +36,7 @@ import { liveClone, type CloneJobDeps } from '../clone-job.js';
 import type { DataPlaneClient } from '../dataplane/client.js';
 import { jobEvents, type JobEvents } from '../job-events.js';
 import { backupSnapshot } from './upload.js';
+import { saveSetDraft, type SaveSetDraft } from './save-set.js';
 import { runsToBitmap } from './block-runs.js';
 
 export interface BackupJobDeps extends Omit<CloneJobDeps, 'client'> {
@@ -49,9 +50,21 @@ export interface BackupJobDeps extends Omit<CloneJobDeps, 'client'> {
   heartbeatMs: number;
 }
 
-/** The manifest's metadata: what a restore needs besides the disks, and what the catalog shows. */
-export function backupMetadata(vm: DriverVm, args: BackupStartArgs, host: string, bypass?: BypassBackupInfo): string {
-  return JSON.stringify({ backupId: args.backupId, vm: vm.id, vmName: vm.spec.name, host, mode: args.mode, spec: vm.spec, ...(bypass ? { bypass } : {}) });
+/**
+ * The manifest's metadata: what a restore needs besides the disks, and what the catalog shows; with the draft of
+ * the save set (VM and cluster configuration), sealed at the commit.
+ */
+export function backupMetadata(vm: DriverVm, args: BackupStartArgs, host: string, saveSet: SaveSetDraft | undefined, bypass?: BypassBackupInfo): string {
+  return JSON.stringify({
+    backupId: args.backupId,
+    vm: vm.id,
+    vmName: vm.spec.name,
+    host,
+    mode: args.mode,
+    spec: vm.spec,
+    ...(bypass ? { bypass } : {}),
+    ...(saveSet ? { saveSet } : {}),
+  });
 }
 
 export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps): Promise<void> {
@@ -60,12 +73,15 @@ export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: Ba
   const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
   const t0 = performance.now();
   try {
+    // Seed 003: the VM's configuration through the export interface, before anything is paused or copied.
+    const draft = deps.driver ? saveSetDraft(deps.driver, vm, args, deps.host) : undefined;
+    const meta = (bypass?: BypassBackupInfo) => backupMetadata(vm, args, deps.host, draft, bypass);
     const r =
       args.mode === 'clone'
-        ? await throughClone(vm, args, deps, log, events)
+        ? await throughClone(vm, args, deps, log, events, meta)
         : args.mode === 'bypass'
-          ? await withBypass(vm, args, deps, log, events)
-          : await direct(vm, args, deps, log, events);
+          ? await withBypass(vm, args, deps, log, events, meta)
+          : await direct(vm, args, deps, log, events, meta);
     const record: BackupRecord = {
       id: args.backupId,
       vm: vm.id,
@@ -80,6 +96,8 @@ export async function runBackupJob(vm: DriverVm, args: BackupStartArgs, deps: Ba
       disks: r.upload.disks,
       spec: vm.spec,
       bypass: r.bypass ?? null,
+      cluster: args.cluster?.config.name ?? '',
+      saveSetDigest: r.upload.saveSetDigest ?? '',
       stats: {
         sourcePausedMs: r.pausedMs,
         bytesRead: r.upload.bytesRead,
@@ -115,10 +133,12 @@ interface Outcome {
 }
 
 /** Bypass mode (seed 001): a time-consistent backup of the image disks and the bypass volumes (bypass/bypass-backup.ts). */
-async function withBypass(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
+type Metadata = (bypass?: BypassBackupInfo) => string;
+
+async function withBypass(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents, meta: Metadata): Promise<Outcome> {
   if (!deps.array || !deps.driver) throw new FailedPreconditionError(`host '${deps.host}' has no storage array configured (start the agent with --array URL)`);
   const base = args.base?.arraySnapshot ? { backupId: args.base.backupId, arraySnapshot: args.base.arraySnapshot } : null;
-  const r = await bypassBackup(vm, args, (bypass) => backupMetadata(vm, args, deps.host, bypass), base, args.previousArraySnapshot ?? '', {
+  const r = await bypassBackup(vm, args, meta, base, args.previousArraySnapshot ?? '', {
     host: deps.host,
     driver: deps.driver,
     array: deps.array,
@@ -129,7 +149,7 @@ async function withBypass(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDe
   return { upload: r.upload, pausedMs: r.pausedMs, clone: null, bypass: r.bypass };
 }
 
-async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
+async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents, meta: Metadata): Promise<Outcome> {
   const { clone } = args;
   const { client } = deps;
   if (!clone || !client) throw new Error('a clone-mode backup needs its clone arguments');
@@ -153,7 +173,7 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
         repository: args.repository,
         keepClone: args.keepClone,
         settleMs: args.cloneSettleMs,
-        metadataJson: backupMetadata(vm, args, deps.host),
+        metadataJson: meta(),
       },
       deps.deadlineMs,
       deps.host,
@@ -175,7 +195,7 @@ async function throughClone(vm: DriverVm, args: BackupStartArgs, deps: BackupJob
   }
 }
 
-async function direct(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents): Promise<Outcome> {
+async function direct(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, log: Logger, events: JobEvents, meta: Metadata): Promise<Outcome> {
   await vm.settleDisks();
   const t = performance.now();
   const wasRunning = vm.state === 'running';
@@ -190,7 +210,7 @@ async function direct(vm: DriverVm, args: BackupStartArgs, deps: BackupJobDeps, 
       fullReason: args.fullReason,
       repository: args.repository,
       transport: deps.transport,
-      metadataJson: backupMetadata(vm, args, deps.host),
+      metadataJson: meta(),
       log,
       onProgress: (phase, progress, detail) =>
         events.emit({ host: deps.host, jobId: args.jobId, vm: vm.id, type: 'backup.progress', phase, progress, detail }),

@@ -21,6 +21,8 @@ import type { ArrayApi } from '../bypass/array-view.js';
 
 export interface RestoreDeps {
   host: string;
+  /** This host's cluster (reported with the result). */
+  cluster: string;
   transport: Transport;
   driver: HypervisorDriver;
   log: Logger;
@@ -86,6 +88,11 @@ export async function runRestoreJob(vm: DriverVm, args: RestoreStartArgs, deps: 
       bytesWritten,
       ms: performance.now() - t0,
       tokens,
+      cluster: deps.cluster,
+      network: vm.spec.nics?.[0]?.network ?? '',
+      datastorePath: deps.driver.datastore.path,
+      cpuModel: vm.spec.cpuModel ?? '',
+      plan: args.plan ?? null,
     };
     deps.onSettled();
     await deps.events.result({ ...base, type: 'restore.completed', restore });

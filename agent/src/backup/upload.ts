@@ -3,6 +3,7 @@
  * incremental from change tracking), restores a backup into a VM's disks, and
  * hashes a disk view the way the repository hashes an index (content hash).
  */
+import { sealMetadata } from './save-set.js';
 import {
   ContentHasher,
   DEFAULT_CHUNK_SIZE,
@@ -165,8 +166,9 @@ export async function backupSnapshot(snapshot: DiskSnapshot, opts: BackupSnapsho
     const chunkSize = (await repo.info()).chunkSize || DEFAULT_CHUNK_SIZE;
     const { indexes, ...result } = await uploadDisks(snapshot, repo, chunkSize, opts);
     opts.onProgress?.('commit', 1, `${opts.backupId}`);
-    await repo.commit(opts.backupId, indexes, opts.metadataJson);
-    return { ...result, uploadMs: performance.now() - t0 };
+    const metadata = sealMetadata(opts.metadataJson, indexes);
+    await repo.commit(opts.backupId, indexes, metadata.json);
+    return { ...result, uploadMs: performance.now() - t0, saveSetDigest: metadata.digest };
   } finally {
     repo.close();
   }

@@ -18,6 +18,7 @@
  * committed (the catalog shows nothing), the array's snapshot is deleted and the
  * host's is unpinned.
  */
+import { sealMetadata } from '../backup/save-set.js';
 import {
   DEFAULT_CHUNK_SIZE,
   InvalidArgumentError,
@@ -192,7 +193,8 @@ export async function bypassBackup(
         revertMs,
       };
       deps.onProgress('commit', 1, args.backupId);
-      await repo.commit(args.backupId, [...indexes, ...bypassPart.indexes], metadata(bypass));
+      const sealed = sealMetadata(metadata(bypass), [...indexes, ...bypassPart.indexes]);
+      await repo.commit(args.backupId, [...indexes, ...bypassPart.indexes], sealed.json);
       committed = true;
       outcome = 'commit';
       // The backup holds t1 content for the reverted blocks, the disk their later content: changed since it.
@@ -211,6 +213,7 @@ export async function bypassBackup(
         chunksZero: sum('chunksZero'),
         chunksTotal: sum('chunksTotal'),
         uploadMs: performance.now() - t0,
+        saveSetDigest: sealed.digest,
       };
       return { upload, pausedMs: fenceMs, bypass };
     } finally {

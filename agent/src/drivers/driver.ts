@@ -2,7 +2,7 @@
  * The hypervisor driver interface. The agent talks only to this; its start-up
  * file picks the implementation (`sim` today, `qemu` later).
  */
-import type { VmInfo, VmRunState, VmSpec } from '../../../shared/src/mod.js';
+import type { ClusterConfig, VmExportConfig, VmInfo, VmRunState, VmSpec } from '../../../shared/src/mod.js';
 
 /** vCPU and device state as the driver serialises it; opaque to the data plane. */
 export interface MachineStateBlob {
@@ -371,6 +371,15 @@ export interface HypervisorDriver {
   unpinLayers(ref: string, chains: string[][]): Promise<void>;
   /** Drops every pin whose reference starts with `prefix` (ones a crash left behind); returns how many went. */
   dropPins(prefix: string): Promise<number>;
+  /** The datastore's space (MiB): what its disks use, and what its filesystem has free. */
+  datastoreSpace(): { usedMib: number; freeMib: number };
+  /**
+   * The export mechanism's instrumentation interface (seed 003): the VM's configuration as an export of it would
+   * write it (NICs with their networks, disks with their format and place on the datastore, CPU model, memory),
+   * read without exporting anything. `cluster` is the cluster this host is in: NICs and the datastore are named
+   * by it.
+   */
+  describeExport(vmId: string, cluster: ClusterConfig): VmExportConfig;
   /** Read-only views of frozen chains in the datastore (a storage snapshot's), one per disk; close() closes the files. */
   openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void };
   /** A clean stop: every VM stops and stays on disk for the next load(); change tracking is saved as clean. */

@@ -94,6 +94,8 @@ doppel vm storage VM: what its disks hold on the datastore: its own overlays, an
   --hostname NAME      the guest's hostname, an RFC 1123 label (default: the VM's name)
   --mac MAC            the NIC's MAC address xx:xx:xx:xx:xx:xx, refused if a VM in the fleet has it
                        (default: a new one under 52:54:00, unique in the fleet)
+  --network NAME       a NIC on this network of the host's cluster (repeatable; default: no NIC)
+  --cpu-model MODEL    the CPU model the guest sees, one the cluster offers (default: its first)
 ${API_COMMON_HELP}`;
 
 /** Parses --disk NAME:MIB[:IMAGE]. */
@@ -126,6 +128,8 @@ export async function vmCommand(argv: string[]): Promise<number> {
     'bypass-write-rate': { type: 'string' },
     hostname: { type: 'string' },
     mac: { type: 'string' },
+    network: { type: 'string', multiple: true },
+    'cpu-model': { type: 'string' },
   });
   const [sub, name] = p.positionals;
   if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
@@ -164,6 +168,8 @@ export async function vmCommand(argv: string[]): Promise<number> {
           bypass: list(p, 'bypass').map(bypassOption),
           hostname: str(p, 'hostname'),
           mac: str(p, 'mac'),
+          networks: list(p, 'network'),
+          cpuModel: str(p, 'cpu-model'),
         }),
   );
   if (flag(p, 'json')) return printJson(vm), 0;

@@ -1,6 +1,7 @@
 /** Backup commands: backup, backups, restore, verify. */
 import type { CoordinatorClient, Backup, Job } from '../client.js';
-import { flag, int, parse, str } from '../args.js';
+import type { RestorePlan__Output as RestorePlan } from '../../../shared/src/gen/doppel/v1/RestorePlan.js';
+import { flag, int, list, parse, str } from '../args.js';
 import { mib, printJson, Progress, table } from '../output.js';
 import { API_COMMON_HELP, COMMON, withClient } from './api.js';
 
@@ -137,33 +138,83 @@ export async function backupsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export const RESTORE_HELP = `doppel restore BACKUP --to HOST [--as NAME] [--start]: create a VM from a backup.
+export const RESTORE_HELP = `doppel restore BACKUP (--to HOST | --to-cluster NAME) [options]: create a VM from a backup.
 
-The VM gets the backup's configuration and disks. Every chunk is checked against
-its SHA-256 as it arrives and the restored disks are read back and hashed: a
-restore that would give wrong bytes fails and removes the VM. The VM is a new
-machine beside the source: it gets a new UUID, MAC address and machine id, and its
-name as hostname (the backup keeps the source's identity).
+The VM gets the backup's configuration and disks. A backup carries a save set
+(seed 003): the VM's configuration and its cluster's (networks, datastores, CPU
+models, memory limit). The restore compares it with the destination cluster and
+plans the changes, by these rules (--map overrides any of them):
 
-  --to HOST       the host to restore to (required)
-  --as NAME       the new VM's name (default: the backed-up VM's name, -restored-XXXX)
-  --start         run the VM once restored and checked (default: left suspended)
-  --no-wait       return once the restore started
+  network    the same name and VLAN; else a network with the same VLAN
+  datastore  the same name with room; else the one with the most free space;
+             the disks' paths follow the datastore
+  CPU model  the same; else the same vendor's oldest newer model; else its
+             newest older one (the guest boots with fewer CPU features)
+  memory     never changed: a VM larger than every host, or than the cluster's
+             limit, cannot be restored there
+
+A restore the destination cannot satisfy fails before any data moves, with every
+reason. Otherwise the chosen host copies the save set to its datastore, imports
+the VM with the changed configuration, and writes the disks there from the
+repository. Every chunk is checked against its SHA-256 and the restored disks are
+read back and hashed: a restore that would give wrong bytes fails and removes the
+VM. The VM is a new machine: a new UUID, MAC address and machine id, and its name
+as hostname (the backup keeps the source's identity).
+
+  --to HOST          the host to restore to (its cluster's rules apply, on its datastore)
+  --to-cluster NAME  the cluster to restore to: the plan picks the datastore and a host
+  --map KIND:A=B     override a rule (repeatable): net:A=B puts the NICs on network A onto B,
+                     store:X=Y puts the disks from datastore X onto Y, cpu:X=Y uses model Y
+  --dry-run          print the plan (changes and problems) and change nothing; exit 1 if impossible
+  --as NAME          the new VM's name (default: the backed-up VM's name, -restored-XXXX)
+  --start            run the VM once restored and checked (default: left suspended)
+  --no-wait          return once the restore started
 ${API_COMMON_HELP}`;
 
+/** The plan as people read it: one line per change, then what cannot be satisfied. */
+export function printPlan(plan: RestorePlan): void {
+  console.log(`restore plan: backup ${plan.backupId} (vm ${plan.vmName}) from cluster '${plan.sourceCluster}' to '${plan.destinationCluster}'`);
+  if (plan.changes.length === 0) console.log('  no changes: the destination matches the save set');
+  else console.log(table(plan.changes.map((c) => ({ change: c.kind, item: c.item, from: c.from, to: c.to, rule: c.rule }))));
+  if (plan.datastore) console.log(`  datastore ${plan.datastore} (${plan.datastorePath}), hosts: ${plan.hosts.join(', ') || 'none'}`);
+  console.log(`  cpu ${plan.cpuModel}, ${plan.memoryMib} MiB memory, ${plan.diskMib} MiB of disks${plan.networks.length ? `, networks ${plan.networks.join(', ')}` : ''}`);
+  if (plan.problems.length > 0) {
+    console.log(`  cannot be restored there (${plan.problems.length} problem(s)):`);
+    for (const p of plan.problems) console.log(`    - ${p}`);
+  }
+}
+
 export async function restoreCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...COMMON, to: { type: 'string' }, as: { type: 'string' }, start: { type: 'boolean' }, 'no-wait': { type: 'boolean' } });
+  const p = parse(argv, {
+    ...COMMON,
+    to: { type: 'string' },
+    'to-cluster': { type: 'string' },
+    map: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean' },
+    as: { type: 'string' },
+    start: { type: 'boolean' },
+    'no-wait': { type: 'boolean' },
+  });
   const id = p.positionals[0];
-  if (flag(p, 'help') || !id || !str(p, 'to')) return void console.log(RESTORE_HELP), flag(p, 'help') ? 0 : 2;
+  if (flag(p, 'help') || !id || (!str(p, 'to') && !str(p, 'to-cluster'))) return void console.log(RESTORE_HELP), flag(p, 'help') ? 0 : 2;
+  const req = { backup: id, toHost: str(p, 'to'), toCluster: str(p, 'to-cluster'), maps: list(p, 'map'), asName: str(p, 'as'), start: flag(p, 'start') };
   return withClient(p, async (c) => {
-    let job = await c.restore({ backup: id, toHost: str(p, 'to'), asName: str(p, 'as'), start: flag(p, 'start') });
+    if (flag(p, 'dry-run')) {
+      const plan = await c.planRestore(req);
+      if (flag(p, 'json')) printJson(plan);
+      else printPlan(plan);
+      return plan.problems.length > 0 ? 1 : 0;
+    }
+    let job = await c.restore(req);
     if (!flag(p, 'no-wait')) job = await waitWithProgress(c, job, 'restore');
     if (flag(p, 'json')) return printJson(job), job.state === 'failed' ? 1 : 0;
     const r = job.restore;
     console.log(`job ${job.id}: restore ${job.state}${job.error ? ` (${job.errorName}: ${job.error})` : ''}`);
     if (r) {
-      console.log(`  backup ${r.backupId} -> vm ${r.vmName} (${r.vmId || 'pending'}) on ${r.targetHost}`);
+      console.log(`  backup ${r.backupId} -> vm ${r.vmName} (${r.vmId || 'pending'}) on ${r.targetHost}, cluster ${r.cluster || '-'}`);
+      if (r.plan) printPlan(r.plan);
       if (job.state === 'completed') {
+        console.log(`  datastore ${r.datastorePath}, cpu ${r.cpuModel || '-'}, network ${r.network || '-'}`);
         console.log(`  wrote ${mib(r.bytesWritten)} in ${(r.ms / 1000).toFixed(1)} s; disk hashes ${r.hashesMatch ? 'MATCH the backup' : 'DIFFER'}`);
         if (r.hasTokens) {
           const same = r.imageToken === r.bypassToken;

@@ -56,6 +56,8 @@ function untilSignal(log: Logger, stop: () => Promise<void>): Promise<void> {
 export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
 
   --host NAME            this host's name in the fleet (required; letters, digits, - and _)
+  --cluster NAME         the cluster this host belongs to (default 'default', env DOPPEL_CLUSTER);
+                         register its networks, datastores and CPU models with 'doppel cluster add'
   --listen ADDR          gRPC data-plane address, HOST:PORT (default 127.0.0.1:0 = any free port)
   --advertise ADDR       address other agents should dial (default: the bound listen address)
   --data DIR             agent state directory: VM configurations and change tracking (default: $TMPDIR/doppel-agent-NAME)
@@ -81,6 +83,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const p = parse(argv, {
     ...LOG_OPTIONS,
     host: { type: 'string' },
+    cluster: { type: 'string' },
     listen: { type: 'string' },
     advertise: { type: 'string' },
     data: { type: 'string' },
@@ -99,6 +102,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if (flag(p, 'help')) return void console.log(AGENT_HELP), 0;
   const opts = compileAgentOptions({
     host: str(p, 'host', process.env.DOPPEL_HOST ?? ''),
+    cluster: str(p, 'cluster', process.env.DOPPEL_CLUSTER ?? 'default'),
     listen: str(p, 'listen', process.env.DOPPEL_LISTEN ?? '127.0.0.1:0'),
     advertise: str(p, 'advertise', process.env.DOPPEL_ADVERTISE ?? ''),
     dataDir: str(p, 'data', process.env.DOPPEL_DATA_DIR ?? '') || undefined,

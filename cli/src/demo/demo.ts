@@ -7,6 +7,7 @@ import { backupScenario } from './backup-scenario.js';
 import { snapshotScenario } from './snapshot-scenario.js';
 import { hotScenario } from './hot-scenario.js';
 import { bypassScenario } from './bypass-scenario.js';
+import { CLUSTER_FLEET, clusterScenario } from './cluster-scenario.js';
 
 /** Scenarios; the last is the default (the live clone-backup, the product's main job). */
 const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Record<string, unknown>>> = {
@@ -14,6 +15,7 @@ const SCENARIOS: Record<string, (fleet: LocalFleet, a: DemoArgs) => Promise<Reco
   'snapshot-pair': snapshotScenario,
   'hot-clone': hotScenario,
   'bypass-backup': bypassScenario,
+  'cross-cluster-restore': clusterScenario,
   'clone-backup': backupScenario,
 };
 const DEFAULT_SCENARIO = Object.keys(SCENARIOS).at(-1)!;
@@ -72,6 +74,16 @@ Fields: bypass.t1, bypass.t2, bypass.blocksReverted, bypass.fenceMs, restore.ima
 restore.bypassToken (equal), incremental.* (kind, bytesRead, tokens), noRevert.imageToken and
 noRevert.bypassToken (they differ: the revert is what makes the backup time-consistent).
 
+Scenario 'cross-cluster-restore' (seed 003): two clusters, site-a (host-a and host-a2 on
+datastore a-ssd, network prod on VLAN 20, Cascadelake-Server) and site-b (host-b1 on b-bulk,
+host-b2 on b-fast, network production on VLAN 20, Broadwell and Haswell). The VM on site-a is
+backed up through a live clone; its save set holds its configuration and site-a's. The
+restore to site-b is planned (a dry run), then made with the plan's changes and the VM
+started; a restore to site-c, which cannot hold the VM, is refused before any data moves.
+Fields: plan.changes (kind, item, from, to, rule), restore.cluster, restore.network,
+restore.datastorePath, restore.cpuModel, restore.diskHash and backup.diskHash (equal),
+impossible.error (every problem).
+
 Scenario 'clone' fields: clone.rounds, clone.pagesPerRound, clone.bytesRaw,
 clone.bytesWire, clone.downtimeMs (source suspended to resumed, without
 verification), clone.totalMs, clone.verifyMs, clone.sourceHash (the source's
@@ -106,7 +118,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   };
   const json = flag(p, 'json');
   const t0 = performance.now();
-  console.log(`doppel demo: scenario '${scenario}' — starting a private fleet (nats-server, coordinator, host-a, host-b)…`);
+  const hostNames = scenario === 'cross-cluster-restore' ? (CLUSTER_FLEET.agents ?? []).join(', ') : 'host-a, host-b';
+  console.log(`doppel demo: scenario '${scenario}' — starting a private fleet (nats-server, coordinator, ${hostNames})…`);
   // A hot clone overlays the source's frozen disk: its scenario's hosts share a datastore.
   // A bypass backup needs a storage array (and its test-only no-revert run needs the agents to allow it).
   const bypass = scenario === 'bypass-backup';
@@ -115,6 +128,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     agentMemoryMib: Math.max(1024, args.vmMemoryMib * 2),
     sharedDatastore: scenario === 'hot-clone',
     ...(bypass ? { array: true, allowFaultInjection: true } : {}),
+    // Two clusters: site-a (host-a, host-a2 on one datastore) and site-b (host-b1, host-b2 on two).
+    ...(scenario === 'cross-cluster-restore' ? CLUSTER_FLEET : {}),
   });
   let result: Record<string, unknown>;
   let ok = false;

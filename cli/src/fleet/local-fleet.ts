@@ -71,6 +71,11 @@ export interface LocalFleetOptions {
   logger?: Logger;
   /** A simulated storage array (`doppel array serve`, in this process) that every agent uses for bypass volumes (seed 001). */
   array?: boolean;
+  /**
+   * Per host: its cluster (`--cluster`, default 'default') and its datastore by name: hosts given the same name
+   * mount one directory, `datastorePath(name)` (this overrides sharedDatastore for the host).
+   */
+  hosts?: Record<string, { cluster?: string; datastore?: string }>;
 }
 
 /** A local fleet's keys: the PKI directory (TLS) and the stream-token pair, both in its temp dir. */
@@ -285,7 +290,9 @@ export class LocalFleet {
     const dataDir = path.join(await this.dataRoot, host);
     const shared = this.opts.sharedDatastore;
     const sharesStore = shared === true || (Array.isArray(shared) && shared.includes(host));
-    const datastoreDir = sharesStore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
+    const named = this.opts.hosts?.[host]?.datastore;
+    const datastoreDir = named ? await this.datastorePath(named) : sharesStore ? path.join(await this.dataRoot, 'shared-datastore') : undefined;
+    const cluster = this.opts.hosts?.[host]?.cluster;
     if (this.mode === 'in-process' && overrides.process !== true) {
       const nc: NatsConnection = await connectNats(this.nats.url, `doppel-agent-${host}`, {
         ...this.natsCreds(host),
@@ -293,6 +300,7 @@ export class LocalFleet {
       });
       const opts = compileAgentOptions({
         host,
+        ...(cluster ? { cluster } : {}),
         dataDir,
         natsUrl: this.nats.url,
         heartbeatMs: this.heartbeatMs,
@@ -317,10 +325,16 @@ export class LocalFleet {
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
     if (datastoreDir) args.push('--datastore', datastoreDir);
+    if (cluster) args.push('--cluster', cluster);
     if (this.array) args.push('--array', this.array.url);
     args.push(...(await this.securityArgs(host, this.keys!.tokenPub)));
     const { stop, kill } = await this.spawnChild(host, args);
     this.components.push({ name: host, stop, kill });
+  }
+
+  /** The directory of the fleet's datastore `name` (see the `hosts` option): an absolute path, as clusters list them. */
+  async datastorePath(name: string): Promise<string> {
+    return path.join(await this.dataRoot, 'datastores', name);
   }
 
   /** Stops one agent (cleanly: it says it is stopping, so it is down at once). */

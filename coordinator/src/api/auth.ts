@@ -38,6 +38,9 @@ const READ_CALLS = new Set([
   'ListSnapshots',
   'GetSnapshot',
   'CheckSnapshots',
+  'GetCluster',
+  'ListClusters',
+  'PlanRestore',
 ]);
 
 export function neededRole(call: string): ApiRole {

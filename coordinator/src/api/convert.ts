@@ -1,5 +1,7 @@
 /** Plain records to the API's message shapes (the same for gRPC and JSON). */
-import type { BackupRecord, HostRecord, JobRecord, StorageSnapshotRecord, VmInfo, VmSpec } from '../../../shared/src/mod.js';
+import type { BackupRecord, ClusterView, HostRecord, JobRecord, RestorePlan, StorageSnapshotRecord, VmInfo, VmSpec } from '../../../shared/src/mod.js';
+import type { RestorePlan as RestorePlanMessage } from '../../../shared/src/gen/doppel/v1/RestorePlan.js';
+import type { Cluster } from '../../../shared/src/gen/doppel/v1/Cluster.js';
 import type { Metadata, RevertResult } from '../snapshots.js';
 import type { RevertSnapshotResponse } from '../../../shared/src/gen/doppel/v1/RevertSnapshotResponse.js';
 import type { StorageSnapshot } from '../../../shared/src/gen/doppel/v1/StorageSnapshot.js';
@@ -25,15 +27,42 @@ export function hostMessage(h: HostRecord): Host {
     agentRssBytes: h.rssBytes,
     agentPeakRssBytes: h.peakRssBytes,
     datastore: h.datastore,
+    cluster: h.cluster,
+    datastorePath: h.datastorePath,
+    datastoreFreeMib: h.datastoreFreeMib,
+    datastoreUsedMib: h.datastoreUsedMib,
+  };
+}
+
+export function planMessage(p: RestorePlan): RestorePlanMessage {
+  return { ...p, datastore: p.datastore?.name ?? '', datastorePath: p.datastore?.path ?? '' };
+}
+
+export function clusterMessage(v: ClusterView): Cluster {
+  return {
+    ...v.config,
+    hosts: v.hosts,
+    datastores: v.datastores,
+    registered: v.registered,
   };
 }
 
 type FlatIdentity = { uuid: string; mac: string; hostname: string; machineId: string };
 
-/** A VM's configuration as the API shows it: the identity's fields flat (uuid, mac, hostname, machineId; '' when it has none). */
-function specMessage<T extends VmSpec>(s: T): Omit<T, 'identity'> & FlatIdentity {
-  const { identity, ...rest } = s;
-  return { ...rest, uuid: identity?.uuid ?? '', mac: identity?.mac ?? '', hostname: identity?.hostname ?? '', machineId: identity?.machineId ?? '' };
+/**
+ * A VM's configuration as the API shows it: the identity's fields flat (uuid, mac, hostname, machineId; '' when it
+ * has none), and its NICs as the networks they are on.
+ */
+function specMessage<T extends VmSpec>(s: T): Omit<T, 'identity' | 'nics'> & FlatIdentity & { networks: string[] } {
+  const { identity, nics, ...rest } = s;
+  return {
+    ...rest,
+    uuid: identity?.uuid ?? '',
+    mac: identity?.mac ?? '',
+    hostname: identity?.hostname ?? '',
+    machineId: identity?.machineId ?? '',
+    networks: (nics ?? []).map((n) => n.network),
+  };
 }
 
 export function vmMessage(v: VmInfo): VM {
@@ -51,7 +80,13 @@ export function jobMessage(j: JobRecord): Job {
     hot: j.hot ?? undefined,
     backup: j.backup ? { ...j.backup, result: j.backup.result ? backupMessage(j.backup.result) : undefined } : undefined,
     restore: j.restore
-      ? { ...j.restore, imageToken: j.restore.tokens?.image ?? 0, bypassToken: j.restore.tokens?.bypass ?? 0, hasTokens: !!j.restore.tokens }
+      ? {
+          ...j.restore,
+          imageToken: j.restore.tokens?.image ?? 0,
+          bypassToken: j.restore.tokens?.bypass ?? 0,
+          hasTokens: !!j.restore.tokens,
+          plan: j.restore.plan ? planMessage(j.restore.plan) : undefined,
+        }
       : undefined,
   };
 }

@@ -10,7 +10,9 @@ import type { BackupId__Output } from '../../../shared/src/gen/doppel/v1/BackupI
 import type { VerifyReport } from '../../../shared/src/gen/doppel/v1/VerifyReport.js';
 import {
   backupMessage,
+  clusterMessage,
   eventMessage,
+  planMessage,
   hostMessage,
   jobMessage,
   metadataSnapshotMessage,
@@ -45,6 +47,11 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     ListBackups: unary(async (r) => ({ backups: (await svc.listBackups(r.vm, r.limit)).map(backupMessage) })),
     GetBackup: unary(async (r) => backupMessage(await svc.getBackup(r.id))),
     RestoreBackup: unary(async (r) => jobMessage(await svc.restoreBackup(r))),
+    PlanRestore: unary(async (r) => planMessage((await svc.planRestore(r)).plan)),
+    AddCluster: unary(async (r) => clusterMessage(await svc.addCluster(r))),
+    GetCluster: unary(async (r) => clusterMessage(await svc.getCluster(r.name))),
+    ListClusters: unary(async () => ({ clusters: (await svc.listClusters()).map(clusterMessage) })),
+    RemoveCluster: unary((r) => svc.removeCluster(r.name)),
     CreateSnapshot: unary(async (r) => {
       const p = await svc.snapshots.create(r.vm, r.storageOnly);
       return { storage: storageSnapshotMessage(p.storage), metadata: metadataSnapshotMessage(p.metadata), pauseMs: p.pauseMs };

@@ -9,6 +9,8 @@ import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorToJso
 import type { ApiAuth } from './auth.js';
 import type { CoordinatorService } from '../service.js';
 import {
+  clusterMessage,
+  planMessage,
   backupMessage,
   eventMessage,
   hostMessage,
@@ -67,10 +69,14 @@ const ROUTE_CALLS: Record<string, string> = {
   'GET /v1/snapshots': 'ListSnapshots',
   'POST /v1/snapshots/:/:': 'RevertSnapshot',
   'DELETE /v1/snapshots/:': 'DeleteSnapshot',
+  'POST /v1/clusters': 'AddCluster',
+  'GET /v1/clusters': 'ListClusters',
+  'GET /v1/clusters/:': 'GetCluster',
+  'DELETE /v1/clusters/:': 'RemoveCluster',
 };
 
 function routeCall(route: string, parts: string[]): string {
-  if (route === 'POST /v1/backups/:/:') return parts[3] === 'verify' ? 'VerifyBackup' : 'RestoreBackup';
+  if (route === 'POST /v1/backups/:/:') return parts[3] === 'verify' ? 'VerifyBackup' : parts[3] === 'restore-plan' ? 'PlanRestore' : 'RestoreBackup';
   if (route === 'GET /v1/snapshots/:') return parts[2] === 'check' ? 'CheckSnapshots' : 'GetSnapshot';
   return ROUTE_CALLS[route] ?? 'unknown';
 }
@@ -118,13 +124,22 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
         case 'GET /v1/snapshots/:':
           if (parts[2] === 'check') return send(res, 200, await svc.snapshots.check());
           return send(res, 200, snapshotListMessage(await svc.snapshots.get(decodeURIComponent(parts[2]!))));
+        case 'POST /v1/clusters':
+          return send(res, 201, clusterMessage(await svc.addCluster(await readJson(req))));
+        case 'GET /v1/clusters':
+          return send(res, 200, { clusters: (await svc.listClusters()).map(clusterMessage) });
+        case 'GET /v1/clusters/:':
+          return send(res, 200, clusterMessage(await svc.getCluster(decodeURIComponent(parts[2]!))));
+        case 'DELETE /v1/clusters/:':
+          return send(res, 200, await svc.removeCluster(decodeURIComponent(parts[2]!)));
         case 'GET /v1/backups/:':
           return send(res, 200, backupMessage(await svc.getBackup(decodeURIComponent(parts[2]!))));
         case 'POST /v1/backups/:/:': {
           const id = decodeURIComponent(parts[2]!);
-          if (parts[3] === 'restore') {
-            const body = (await readJson(req)) as { toHost?: string; asName?: string; start?: boolean };
-            return send(res, 202, jobMessage(await svc.restoreBackup({ ...body, backup: id, toHost: body.toHost ?? '' })));
+          if (parts[3] === 'restore' || parts[3] === 'restore-plan') {
+            const body = (await readJson(req)) as { toHost?: string; toCluster?: string; maps?: string[]; asName?: string; start?: boolean };
+            if (parts[3] === 'restore-plan') return send(res, 200, planMessage((await svc.planRestore({ ...body, backup: id })).plan));
+            return send(res, 202, jobMessage(await svc.restoreBackup({ ...body, backup: id })));
           }
           if (parts[3] !== 'verify') break;
           // An unknown backup is a 404, answered before the stream starts.

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AddClusterRequest as _doppel_v1_AddClusterRequest, AddClusterRequest__Output as _doppel_v1_AddClusterRequest__Output } from './doppel/v1/AddClusterRequest.js';
 import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from './doppel/v1/Backup.js';
 import type { BackupDisk as _doppel_v1_BackupDisk, BackupDisk__Output as _doppel_v1_BackupDisk__Output } from './doppel/v1/BackupDisk.js';
 import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from './doppel/v1/BackupId.js';
@@ -17,6 +18,11 @@ import type { CheckSnapshotsRequest as _doppel_v1_CheckSnapshotsRequest, CheckSn
 import type { ClonePlan as _doppel_v1_ClonePlan, ClonePlan__Output as _doppel_v1_ClonePlan__Output } from './doppel/v1/ClonePlan.js';
 import type { CloneStats as _doppel_v1_CloneStats, CloneStats__Output as _doppel_v1_CloneStats__Output } from './doppel/v1/CloneStats.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from './doppel/v1/CloneVMRequest.js';
+import type { Cluster as _doppel_v1_Cluster, Cluster__Output as _doppel_v1_Cluster__Output } from './doppel/v1/Cluster.js';
+import type { ClusterDatastore as _doppel_v1_ClusterDatastore, ClusterDatastore__Output as _doppel_v1_ClusterDatastore__Output } from './doppel/v1/ClusterDatastore.js';
+import type { ClusterHost as _doppel_v1_ClusterHost, ClusterHost__Output as _doppel_v1_ClusterHost__Output } from './doppel/v1/ClusterHost.js';
+import type { ClusterNetwork as _doppel_v1_ClusterNetwork, ClusterNetwork__Output as _doppel_v1_ClusterNetwork__Output } from './doppel/v1/ClusterNetwork.js';
+import type { ClusterRef as _doppel_v1_ClusterRef, ClusterRef__Output as _doppel_v1_ClusterRef__Output } from './doppel/v1/ClusterRef.js';
 import type { CoordinatorClient as _doppel_v1_CoordinatorClient, CoordinatorDefinition as _doppel_v1_CoordinatorDefinition } from './doppel/v1/Coordinator.js';
 import type { CorruptChunk as _doppel_v1_CorruptChunk, CorruptChunk__Output as _doppel_v1_CorruptChunk__Output } from './doppel/v1/CorruptChunk.js';
 import type { CreateSnapshotRequest as _doppel_v1_CreateSnapshotRequest, CreateSnapshotRequest__Output as _doppel_v1_CreateSnapshotRequest__Output } from './doppel/v1/CreateSnapshotRequest.js';
@@ -30,6 +36,8 @@ import type { Host as _doppel_v1_Host, Host__Output as _doppel_v1_Host__Output }
 import type { HotCloneStats as _doppel_v1_HotCloneStats, HotCloneStats__Output as _doppel_v1_HotCloneStats__Output } from './doppel/v1/HotCloneStats.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from './doppel/v1/Job.js';
 import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from './doppel/v1/JobRef.js';
+import type { ListClustersRequest as _doppel_v1_ListClustersRequest, ListClustersRequest__Output as _doppel_v1_ListClustersRequest__Output } from './doppel/v1/ListClustersRequest.js';
+import type { ListClustersResponse as _doppel_v1_ListClustersResponse, ListClustersResponse__Output as _doppel_v1_ListClustersResponse__Output } from './doppel/v1/ListClustersResponse.js';
 import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest__Output as _doppel_v1_ListHostsRequest__Output } from './doppel/v1/ListHostsRequest.js';
 import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from './doppel/v1/ListHostsResponse.js';
 import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from './doppel/v1/ListJobsRequest.js';
@@ -38,9 +46,12 @@ import type { ListSnapshotsRequest as _doppel_v1_ListSnapshotsRequest, ListSnaps
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from './doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from './doppel/v1/ListVMsResponse.js';
 import type { MetadataSnapshot as _doppel_v1_MetadataSnapshot, MetadataSnapshot__Output as _doppel_v1_MetadataSnapshot__Output } from './doppel/v1/MetadataSnapshot.js';
+import type { PlanChange as _doppel_v1_PlanChange, PlanChange__Output as _doppel_v1_PlanChange__Output } from './doppel/v1/PlanChange.js';
+import type { RemoveClusterResponse as _doppel_v1_RemoveClusterResponse, RemoveClusterResponse__Output as _doppel_v1_RemoveClusterResponse__Output } from './doppel/v1/RemoveClusterResponse.js';
 import type { ResourceUsage as _doppel_v1_ResourceUsage, ResourceUsage__Output as _doppel_v1_ResourceUsage__Output } from './doppel/v1/ResourceUsage.js';
 import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from './doppel/v1/RestoreBackupRequest.js';
 import type { RestoreJob as _doppel_v1_RestoreJob, RestoreJob__Output as _doppel_v1_RestoreJob__Output } from './doppel/v1/RestoreJob.js';
+import type { RestorePlan as _doppel_v1_RestorePlan, RestorePlan__Output as _doppel_v1_RestorePlan__Output } from './doppel/v1/RestorePlan.js';
 import type { RevertSnapshotResponse as _doppel_v1_RevertSnapshotResponse, RevertSnapshotResponse__Output as _doppel_v1_RevertSnapshotResponse__Output } from './doppel/v1/RevertSnapshotResponse.js';
 import type { SnapshotCheckReport as _doppel_v1_SnapshotCheckReport, SnapshotCheckReport__Output as _doppel_v1_SnapshotCheckReport__Output } from './doppel/v1/SnapshotCheckReport.js';
 import type { SnapshotDisk as _doppel_v1_SnapshotDisk, SnapshotDisk__Output as _doppel_v1_SnapshotDisk__Output } from './doppel/v1/SnapshotDisk.js';
@@ -63,6 +74,7 @@ type SubtypeConstructor<Constructor extends new (...args: never) => unknown, Sub
 export interface ProtoGrpcType {
   doppel: {
     v1: {
+      AddClusterRequest: MessageTypeDefinition<_doppel_v1_AddClusterRequest, _doppel_v1_AddClusterRequest__Output>
       Backup: MessageTypeDefinition<_doppel_v1_Backup, _doppel_v1_Backup__Output>
       BackupDisk: MessageTypeDefinition<_doppel_v1_BackupDisk, _doppel_v1_BackupDisk__Output>
       BackupId: MessageTypeDefinition<_doppel_v1_BackupId, _doppel_v1_BackupId__Output>
@@ -79,6 +91,11 @@ export interface ProtoGrpcType {
       ClonePlan: MessageTypeDefinition<_doppel_v1_ClonePlan, _doppel_v1_ClonePlan__Output>
       CloneStats: MessageTypeDefinition<_doppel_v1_CloneStats, _doppel_v1_CloneStats__Output>
       CloneVMRequest: MessageTypeDefinition<_doppel_v1_CloneVMRequest, _doppel_v1_CloneVMRequest__Output>
+      Cluster: MessageTypeDefinition<_doppel_v1_Cluster, _doppel_v1_Cluster__Output>
+      ClusterDatastore: MessageTypeDefinition<_doppel_v1_ClusterDatastore, _doppel_v1_ClusterDatastore__Output>
+      ClusterHost: MessageTypeDefinition<_doppel_v1_ClusterHost, _doppel_v1_ClusterHost__Output>
+      ClusterNetwork: MessageTypeDefinition<_doppel_v1_ClusterNetwork, _doppel_v1_ClusterNetwork__Output>
+      ClusterRef: MessageTypeDefinition<_doppel_v1_ClusterRef, _doppel_v1_ClusterRef__Output>
       /**
        * The coordinator's API for schedulers and the CLI. The same calls are served as
        * JSON over HTTP (see README, "API").
@@ -96,6 +113,8 @@ export interface ProtoGrpcType {
       HotCloneStats: MessageTypeDefinition<_doppel_v1_HotCloneStats, _doppel_v1_HotCloneStats__Output>
       Job: MessageTypeDefinition<_doppel_v1_Job, _doppel_v1_Job__Output>
       JobRef: MessageTypeDefinition<_doppel_v1_JobRef, _doppel_v1_JobRef__Output>
+      ListClustersRequest: MessageTypeDefinition<_doppel_v1_ListClustersRequest, _doppel_v1_ListClustersRequest__Output>
+      ListClustersResponse: MessageTypeDefinition<_doppel_v1_ListClustersResponse, _doppel_v1_ListClustersResponse__Output>
       ListHostsRequest: MessageTypeDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsRequest__Output>
       ListHostsResponse: MessageTypeDefinition<_doppel_v1_ListHostsResponse, _doppel_v1_ListHostsResponse__Output>
       ListJobsRequest: MessageTypeDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsRequest__Output>
@@ -104,9 +123,12 @@ export interface ProtoGrpcType {
       ListVMsRequest: MessageTypeDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsRequest__Output>
       ListVMsResponse: MessageTypeDefinition<_doppel_v1_ListVMsResponse, _doppel_v1_ListVMsResponse__Output>
       MetadataSnapshot: MessageTypeDefinition<_doppel_v1_MetadataSnapshot, _doppel_v1_MetadataSnapshot__Output>
+      PlanChange: MessageTypeDefinition<_doppel_v1_PlanChange, _doppel_v1_PlanChange__Output>
+      RemoveClusterResponse: MessageTypeDefinition<_doppel_v1_RemoveClusterResponse, _doppel_v1_RemoveClusterResponse__Output>
       ResourceUsage: MessageTypeDefinition<_doppel_v1_ResourceUsage, _doppel_v1_ResourceUsage__Output>
       RestoreBackupRequest: MessageTypeDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_RestoreBackupRequest__Output>
       RestoreJob: MessageTypeDefinition<_doppel_v1_RestoreJob, _doppel_v1_RestoreJob__Output>
+      RestorePlan: MessageTypeDefinition<_doppel_v1_RestorePlan, _doppel_v1_RestorePlan__Output>
       RevertSnapshotResponse: MessageTypeDefinition<_doppel_v1_RevertSnapshotResponse, _doppel_v1_RevertSnapshotResponse__Output>
       SnapshotCheckReport: MessageTypeDefinition<_doppel_v1_SnapshotCheckReport, _doppel_v1_SnapshotCheckReport__Output>
       SnapshotDisk: MessageTypeDefinition<_doppel_v1_SnapshotDisk, _doppel_v1_SnapshotDisk__Output>

@@ -37,12 +37,13 @@ export interface Buckets {
   backups: KV;
   snapshotMeta: KV;
   snapshots: KV;
+  clusters: KV;
 }
 
 /** Opens (creating when missing) the buckets; `replicas` applies to buckets it creates. */
 export async function openBuckets(nc: NatsConnection, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const [hosts, jobs, links, backups, snapshotMeta, snapshots] = await Promise.all([
+  const [hosts, jobs, links, backups, snapshotMeta, snapshots, clusters] = await Promise.all([
     kvm.create(BUCKETS.hosts, { history: 1, replicas }),
     // Job records are kept 30 days: a bounded history that still covers any report period of interest.
     kvm.create(BUCKETS.jobs, { history: 5, ttl: JOB_RETENTION_MS, replicas }),
@@ -51,8 +52,9 @@ export async function openBuckets(nc: NatsConnection, replicas = 1): Promise<Buc
     kvm.create(BUCKETS.backups, { history: 1, replicas }),
     kvm.create(BUCKETS.snapshotMeta, { history: 1, replicas }),
     kvm.create(BUCKETS.snapshots, { history: 1, replicas }),
+    kvm.create(BUCKETS.clusters, { history: 5, replicas }),
   ]);
-  return { hosts, jobs, links, backups, snapshotMeta, snapshots };
+  return { hosts, jobs, links, backups, snapshotMeta, snapshots, clusters };
 }
 
 export function jsClient(nc: NatsConnection): JetStreamClient {

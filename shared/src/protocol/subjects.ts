@@ -34,6 +34,8 @@ export const BUCKETS = {
   snapshotMeta: 'doppel-snapshot-meta',
   /** The snapshot catalog: one entry per storage snapshot, linking it to its metadata snapshot. */
   snapshots: 'doppel-snapshots',
+  /** Cluster configurations (seed 003), by cluster name. */
+  clusters: 'doppel-clusters',
 } as const;
 
 /** Durable consumer through which the coordinator folds events into job records. */

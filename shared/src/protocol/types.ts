@@ -5,6 +5,7 @@
  */
 import type { ErrorJson } from '../errors.js';
 import type { VmIdentity } from '../identity.js';
+import type { ClusterConfig, DatastoreState, RestorePlan } from '../cluster/types.js';
 
 export const WORKLOAD_PATTERNS = ['uniform', 'hotset', 'sequential'] as const;
 export type WorkloadPattern = (typeof WORKLOAD_PATTERNS)[number];
@@ -48,8 +49,17 @@ export interface DiskSpec {
   image: string;
 }
 
+/** A NIC, attached to a network of the VM's cluster (its MAC is the identity's for nic0). */
+export interface NicSpec {
+  network: string;
+}
+
 export interface VmSpec {
   name: string;
+  /** NICs, each on a network of the host's cluster; none by default. */
+  nics?: NicSpec[];
+  /** The CPU model the guest sees (one of the cluster's); default: the cluster's first. */
+  cpuModel?: string;
   /** Volumes on the storage array the guest writes bypassing the hypervisor (seed 001); none by default. */
   bypass?: BypassVolumeSpec[];
   memoryMib: number;
@@ -91,6 +101,12 @@ export interface Heartbeat {
   startedAt: string;
   /** Hosts reporting the same datastore id share their disk storage (linked clones need no disk copy). */
   datastore: string;
+  /** The cluster this host belongs to (`--cluster`, default 'default'). */
+  cluster: string;
+  /** The datastore's directory on this host, and its space: used by disk layers, free on its filesystem (MiB). */
+  datastorePath: string;
+  datastoreUsedMib: number;
+  datastoreFreeMib: number;
   sentAt: string;
   /** `stopping` is sent once on a clean shutdown so the host is down at once. */
   status: 'up' | 'stopping';
@@ -226,6 +242,11 @@ export interface BackupStartArgs {
   skipRevert?: boolean;
   /** Bypass mode: the VM's newest backup's t1 snapshot on the array, deleted once this backup commits. */
   previousArraySnapshot?: string;
+  /**
+   * The VM's cluster (seed 003): its configuration and its datastores' state, as the coordinator knows them. The
+   * agent reads the VM's configuration through the driver's export interface and stores both in the save set.
+   */
+  cluster?: { config: ClusterConfig; datastores: DatastoreState[] };
 }
 
 /** Source agent -> clone host: back the finished clone up (clone mode, after its disks arrived). */
@@ -259,6 +280,8 @@ export interface UploadResult {
    * runs, or null when too many to send (the source then drops its tracking: the next backup is full).
    */
   cloneWrites?: (number[] | null)[];
+  /** The digest of the save set committed with the backup ('' without one). */
+  saveSetDigest?: string;
 }
 
 export interface RestoreStartArgs {
@@ -268,6 +291,11 @@ export interface RestoreStartArgs {
   start: boolean;
   /** The restored VM's own identity (the backup's spec keeps the source's). */
   identity: VmIdentity;
+  /**
+   * A restore planned from the backup's save set (seed 003): the agent copies the save set to its datastore, checks
+   * it, and imports the VM with the plan's changes. Absent for a backup made before save sets.
+   */
+  plan?: RestorePlan;
 }
 
 // ---- snapshot pairs (seed 002) ----
@@ -523,6 +551,9 @@ export interface BackupRecord {
   spec: VmSpec;
   /** Bypass mode: the two snapshots and the revert that make it one time-consistent backup. */
   bypass?: BypassBackupInfo | null;
+  /** The VM's cluster at the backup, and the digest of the save set its manifest holds (seed 003). */
+  cluster?: string;
+  saveSetDigest?: string;
 }
 
 export interface BackupJobInfo {
@@ -549,6 +580,13 @@ export interface RestoreJobInfo {
    * number) on its first disk and on its first bypass volume. Equal when the backup is time-consistent.
    */
   tokens?: { image: number; bypass: number } | null;
+  /** The restored VM's cluster, first NIC's network ('' without NICs), datastore directory and CPU model. */
+  cluster?: string;
+  network?: string;
+  datastorePath?: string;
+  cpuModel?: string;
+  /** The plan the restore applied (seed 003), when it was planned from a save set. */
+  plan?: RestorePlan | null;
 }
 
 export type JobKind = 'clone' | 'hot-clone' | 'backup' | 'restore';

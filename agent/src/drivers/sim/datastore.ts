@@ -16,7 +16,7 @@
  * so of two racing at the same instant at least one sees the other and backs
  * off. A linked clone never gets a base that is being written.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, statfsSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, newId } from '../../../../shared/src/mod.js';
@@ -182,6 +182,23 @@ export class Datastore {
     } catch {
       return [];
     }
+  }
+
+  /**
+   * Space in MiB: what the layers' data files take on disk (allocated blocks, so sparse files count what they
+   * hold), and what the filesystem under the datastore has free.
+   */
+  space(): { usedMib: number; freeMib: number } {
+    let used = 0;
+    for (const id of this.layerIds()) {
+      try {
+        used += statSync(join(this.layersDir, id, LAYER_DATA_FILE)).blocks * 512;
+      } catch {
+        // Deleted while listed.
+      }
+    }
+    const fs = statfsSync(this.path);
+    return { usedMib: Math.ceil(used / 2 ** 20), freeMib: Math.floor((fs.bavail * fs.bsize) / 2 ** 20) };
   }
 
   /** Every layer id in the datastore (not the ones being created or deleted). */

@@ -7,8 +7,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, newId, newIdentity } from '../../../../shared/src/mod.js';
-import type { Logger, VmSpec } from '../../../../shared/src/mod.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, newId, newIdentity } from '../../../../shared/src/mod.js';
+import type { ClusterConfig, Logger, VmExportConfig, VmSpec } from '../../../../shared/src/mod.js';
+import { describeAgainstCluster } from '../export-config.js';
 import type { BypassStore, CreateVmOptions, DatastoreInfo, DiskView, HypervisorDriver } from '../driver.js';
 import { BypassInitiator } from './bypass-initiator.js';
 import { readChainRecord } from './chain-record.js';
@@ -234,6 +235,24 @@ export class SimDriver implements HypervisorDriver {
     }
     if (dropped > 0) await this.unpinLayers(`${prefix}(none)`, [touched]);
     return dropped;
+  }
+
+  datastoreSpace(): { usedMib: number; freeMib: number } {
+    return this.ds.space();
+  }
+
+  /**
+   * The sim hypervisor's export descriptor: the VM's record, and where its disks are: each is a chain of layers in
+   * the datastore's `layers` directory. Nothing is copied or paused.
+   */
+  describeExport(vmId: string, cluster: ClusterConfig): VmExportConfig {
+    const vm = this.vms.get(vmId);
+    if (!vm) throw new NotFoundError(`vm '${vmId}' not found on this host`);
+    const layers = join(this.ds.path, 'layers');
+    return describeAgainstCluster(
+      { id: vm.id, spec: vm.spec, datastorePath: this.ds.path, disks: vm.spec.disks.map(() => ({ format: 'sim-layers', path: layers })) },
+      cluster,
+    );
   }
 
   openChainViews(disks: { name: string; sizeMib: number; layers: string[] }[]): { views: DiskView[]; close(): void } {

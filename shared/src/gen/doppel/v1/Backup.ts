@@ -44,6 +44,14 @@ export interface Backup {
    * mode bypass: how the two parts agree on t1
    */
   'bypass'?: (_doppel_v1_BypassBackup | null);
+  /**
+   * the VM's cluster when it was backed up
+   */
+  'cluster'?: (string);
+  /**
+   * SHA-256 of the save set in the manifest (seed 003); '' for a backup without one
+   */
+  'saveSetDigest'?: (string);
 }
 
 export interface Backup__Output {
@@ -85,4 +93,12 @@ export interface Backup__Output {
    * mode bypass: how the two parts agree on t1
    */
   'bypass': (_doppel_v1_BypassBackup__Output | null);
+  /**
+   * the VM's cluster when it was backed up
+   */
+  'cluster': (string);
+  /**
+   * SHA-256 of the save set in the manifest (seed 003); '' for a backup without one
+   */
+  'saveSetDigest': (string);
 }

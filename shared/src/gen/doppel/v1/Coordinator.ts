@@ -2,6 +2,7 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AddClusterRequest as _doppel_v1_AddClusterRequest, AddClusterRequest__Output as _doppel_v1_AddClusterRequest__Output } from '../../doppel/v1/AddClusterRequest.js';
 import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from '../../doppel/v1/Backup.js';
 import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from '../../doppel/v1/BackupId.js';
 import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from '../../doppel/v1/BackupVMRequest.js';
@@ -9,6 +10,8 @@ import type { CatalogRequest as _doppel_v1_CatalogRequest, CatalogRequest__Outpu
 import type { CatalogResponse as _doppel_v1_CatalogResponse, CatalogResponse__Output as _doppel_v1_CatalogResponse__Output } from '../../doppel/v1/CatalogResponse.js';
 import type { CheckSnapshotsRequest as _doppel_v1_CheckSnapshotsRequest, CheckSnapshotsRequest__Output as _doppel_v1_CheckSnapshotsRequest__Output } from '../../doppel/v1/CheckSnapshotsRequest.js';
 import type { CloneVMRequest as _doppel_v1_CloneVMRequest, CloneVMRequest__Output as _doppel_v1_CloneVMRequest__Output } from '../../doppel/v1/CloneVMRequest.js';
+import type { Cluster as _doppel_v1_Cluster, Cluster__Output as _doppel_v1_Cluster__Output } from '../../doppel/v1/Cluster.js';
+import type { ClusterRef as _doppel_v1_ClusterRef, ClusterRef__Output as _doppel_v1_ClusterRef__Output } from '../../doppel/v1/ClusterRef.js';
 import type { CreateSnapshotRequest as _doppel_v1_CreateSnapshotRequest, CreateSnapshotRequest__Output as _doppel_v1_CreateSnapshotRequest__Output } from '../../doppel/v1/CreateSnapshotRequest.js';
 import type { CreateVMRequest as _doppel_v1_CreateVMRequest, CreateVMRequest__Output as _doppel_v1_CreateVMRequest__Output } from '../../doppel/v1/CreateVMRequest.js';
 import type { DeleteSnapshotResponse as _doppel_v1_DeleteSnapshotResponse, DeleteSnapshotResponse__Output as _doppel_v1_DeleteSnapshotResponse__Output } from '../../doppel/v1/DeleteSnapshotResponse.js';
@@ -16,6 +19,8 @@ import type { DestroyVMResponse as _doppel_v1_DestroyVMResponse, DestroyVMRespon
 import type { Event as _doppel_v1_Event, Event__Output as _doppel_v1_Event__Output } from '../../doppel/v1/Event.js';
 import type { Job as _doppel_v1_Job, Job__Output as _doppel_v1_Job__Output } from '../../doppel/v1/Job.js';
 import type { JobRef as _doppel_v1_JobRef, JobRef__Output as _doppel_v1_JobRef__Output } from '../../doppel/v1/JobRef.js';
+import type { ListClustersRequest as _doppel_v1_ListClustersRequest, ListClustersRequest__Output as _doppel_v1_ListClustersRequest__Output } from '../../doppel/v1/ListClustersRequest.js';
+import type { ListClustersResponse as _doppel_v1_ListClustersResponse, ListClustersResponse__Output as _doppel_v1_ListClustersResponse__Output } from '../../doppel/v1/ListClustersResponse.js';
 import type { ListHostsRequest as _doppel_v1_ListHostsRequest, ListHostsRequest__Output as _doppel_v1_ListHostsRequest__Output } from '../../doppel/v1/ListHostsRequest.js';
 import type { ListHostsResponse as _doppel_v1_ListHostsResponse, ListHostsResponse__Output as _doppel_v1_ListHostsResponse__Output } from '../../doppel/v1/ListHostsResponse.js';
 import type { ListJobsRequest as _doppel_v1_ListJobsRequest, ListJobsRequest__Output as _doppel_v1_ListJobsRequest__Output } from '../../doppel/v1/ListJobsRequest.js';
@@ -23,7 +28,9 @@ import type { ListJobsResponse as _doppel_v1_ListJobsResponse, ListJobsResponse_
 import type { ListSnapshotsRequest as _doppel_v1_ListSnapshotsRequest, ListSnapshotsRequest__Output as _doppel_v1_ListSnapshotsRequest__Output } from '../../doppel/v1/ListSnapshotsRequest.js';
 import type { ListVMsRequest as _doppel_v1_ListVMsRequest, ListVMsRequest__Output as _doppel_v1_ListVMsRequest__Output } from '../../doppel/v1/ListVMsRequest.js';
 import type { ListVMsResponse as _doppel_v1_ListVMsResponse, ListVMsResponse__Output as _doppel_v1_ListVMsResponse__Output } from '../../doppel/v1/ListVMsResponse.js';
+import type { RemoveClusterResponse as _doppel_v1_RemoveClusterResponse, RemoveClusterResponse__Output as _doppel_v1_RemoveClusterResponse__Output } from '../../doppel/v1/RemoveClusterResponse.js';
 import type { RestoreBackupRequest as _doppel_v1_RestoreBackupRequest, RestoreBackupRequest__Output as _doppel_v1_RestoreBackupRequest__Output } from '../../doppel/v1/RestoreBackupRequest.js';
+import type { RestorePlan as _doppel_v1_RestorePlan, RestorePlan__Output as _doppel_v1_RestorePlan__Output } from '../../doppel/v1/RestorePlan.js';
 import type { RevertSnapshotResponse as _doppel_v1_RevertSnapshotResponse, RevertSnapshotResponse__Output as _doppel_v1_RevertSnapshotResponse__Output } from '../../doppel/v1/RevertSnapshotResponse.js';
 import type { SnapshotCheckReport as _doppel_v1_SnapshotCheckReport, SnapshotCheckReport__Output as _doppel_v1_SnapshotCheckReport__Output } from '../../doppel/v1/SnapshotCheckReport.js';
 import type { SnapshotList as _doppel_v1_SnapshotList, SnapshotList__Output as _doppel_v1_SnapshotList__Output } from '../../doppel/v1/SnapshotList.js';
@@ -40,6 +47,23 @@ import type { WatchEventsRequest as _doppel_v1_WatchEventsRequest, WatchEventsRe
  * JSON over HTTP (see README, "API").
  */
 export interface CoordinatorClient extends grpc.Client {
+  /**
+   * Clusters (seed 003): each agent belongs to one (--cluster). A registered cluster's networks,
+   * datastores, CPU models and memory limit are what VMs are checked against and restores planned for.
+   */
+  AddCluster(argument: _doppel_v1_AddClusterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  AddCluster(argument: _doppel_v1_AddClusterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  AddCluster(argument: _doppel_v1_AddClusterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  AddCluster(argument: _doppel_v1_AddClusterRequest, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  /**
+   * Clusters (seed 003): each agent belongs to one (--cluster). A registered cluster's networks,
+   * datastores, CPU models and memory limit are what VMs are checked against and restores planned for.
+   */
+  addCluster(argument: _doppel_v1_AddClusterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  addCluster(argument: _doppel_v1_AddClusterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  addCluster(argument: _doppel_v1_AddClusterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  addCluster(argument: _doppel_v1_AddClusterRequest, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
    */
@@ -165,6 +189,15 @@ export interface CoordinatorClient extends grpc.Client {
   getBackup(argument: _doppel_v1_BackupId, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
   getBackup(argument: _doppel_v1_BackupId, callback: grpc.requestCallback<_doppel_v1_Backup__Output>): grpc.ClientUnaryCall;
   
+  GetCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  GetCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  GetCluster(argument: _doppel_v1_ClusterRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  GetCluster(argument: _doppel_v1_ClusterRef, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  getCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  getCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  getCluster(argument: _doppel_v1_ClusterRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  getCluster(argument: _doppel_v1_ClusterRef, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _doppel_v1_JobRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _doppel_v1_JobRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -219,6 +252,15 @@ export interface CoordinatorClient extends grpc.Client {
   listBackups(argument: _doppel_v1_CatalogRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
   listBackups(argument: _doppel_v1_CatalogRequest, callback: grpc.requestCallback<_doppel_v1_CatalogResponse__Output>): grpc.ClientUnaryCall;
   
+  ListClusters(argument: _doppel_v1_ListClustersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  ListClusters(argument: _doppel_v1_ListClustersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  ListClusters(argument: _doppel_v1_ListClustersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  ListClusters(argument: _doppel_v1_ListClustersRequest, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  listClusters(argument: _doppel_v1_ListClustersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  listClusters(argument: _doppel_v1_ListClustersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  listClusters(argument: _doppel_v1_ListClustersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  listClusters(argument: _doppel_v1_ListClustersRequest, callback: grpc.requestCallback<_doppel_v1_ListClustersResponse__Output>): grpc.ClientUnaryCall;
+  
   ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
   ListHosts(argument: _doppel_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
   ListHosts(argument: _doppel_v1_ListHostsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
@@ -262,14 +304,42 @@ export interface CoordinatorClient extends grpc.Client {
   listVMs(argument: _doppel_v1_ListVMsRequest, callback: grpc.requestCallback<_doppel_v1_ListVMsResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Creates a VM from a backup on a host, with its disks and configuration.
+   * The plan of such a restore, without restoring (--dry-run): the changes, and what cannot be satisfied.
+   */
+  PlanRestore(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  PlanRestore(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  PlanRestore(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  PlanRestore(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  /**
+   * The plan of such a restore, without restoring (--dry-run): the changes, and what cannot be satisfied.
+   */
+  planRestore(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  planRestore(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  planRestore(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  planRestore(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_RestorePlan__Output>): grpc.ClientUnaryCall;
+  
+  RemoveCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveCluster(argument: _doppel_v1_ClusterRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveCluster(argument: _doppel_v1_ClusterRef, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  removeCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  removeCluster(argument: _doppel_v1_ClusterRef, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  removeCluster(argument: _doppel_v1_ClusterRef, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  removeCluster(argument: _doppel_v1_ClusterRef, callback: grpc.requestCallback<_doppel_v1_RemoveClusterResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Creates a VM from a backup on a host or in a cluster, with its disks and configuration. A backup's save
+   * set (seed 003) is planned against the destination cluster first: the VM's configuration is changed to
+   * fit it, and a restore the destination cannot satisfy fails before any data moves.
    */
   RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   RestoreBackup(argument: _doppel_v1_RestoreBackupRequest, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   /**
-   * Creates a VM from a backup on a host, with its disks and configuration.
+   * Creates a VM from a backup on a host or in a cluster, with its disks and configuration. A backup's save
+   * set (seed 003) is planned against the destination cluster first: the VM's configuration is changed to
+   * fit it, and a restore the destination cannot satisfy fails before any data moves.
    */
   restoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
   restoreBackup(argument: _doppel_v1_RestoreBackupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -330,6 +400,12 @@ export interface CoordinatorClient extends grpc.Client {
  */
 export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * Clusters (seed 003): each agent belongs to one (--cluster). A registered cluster's networks,
+   * datastores, CPU models and memory limit are what VMs are checked against and restores planned for.
+   */
+  AddCluster: grpc.handleUnaryCall<_doppel_v1_AddClusterRequest__Output, _doppel_v1_Cluster>;
+  
+  /**
    * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
    */
   BackupVM: grpc.handleUnaryCall<_doppel_v1_BackupVMRequest__Output, _doppel_v1_Job>;
@@ -369,6 +445,8 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   GetBackup: grpc.handleUnaryCall<_doppel_v1_BackupId__Output, _doppel_v1_Backup>;
   
+  GetCluster: grpc.handleUnaryCall<_doppel_v1_ClusterRef__Output, _doppel_v1_Cluster>;
+  
   GetJob: grpc.handleUnaryCall<_doppel_v1_JobRef__Output, _doppel_v1_Job>;
   
   /**
@@ -386,6 +464,8 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    */
   ListBackups: grpc.handleUnaryCall<_doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse>;
   
+  ListClusters: grpc.handleUnaryCall<_doppel_v1_ListClustersRequest__Output, _doppel_v1_ListClustersResponse>;
+  
   ListHosts: grpc.handleUnaryCall<_doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse>;
   
   ListJobs: grpc.handleUnaryCall<_doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse>;
@@ -398,7 +478,16 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   ListVMs: grpc.handleUnaryCall<_doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse>;
   
   /**
-   * Creates a VM from a backup on a host, with its disks and configuration.
+   * The plan of such a restore, without restoring (--dry-run): the changes, and what cannot be satisfied.
+   */
+  PlanRestore: grpc.handleUnaryCall<_doppel_v1_RestoreBackupRequest__Output, _doppel_v1_RestorePlan>;
+  
+  RemoveCluster: grpc.handleUnaryCall<_doppel_v1_ClusterRef__Output, _doppel_v1_RemoveClusterResponse>;
+  
+  /**
+   * Creates a VM from a backup on a host or in a cluster, with its disks and configuration. A backup's save
+   * set (seed 003) is planned against the destination cluster first: the VM's configuration is changed to
+   * fit it, and a restore the destination cannot satisfy fails before any data moves.
    */
   RestoreBackup: grpc.handleUnaryCall<_doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job>;
   
@@ -422,6 +511,7 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
+  AddCluster: MethodDefinition<_doppel_v1_AddClusterRequest, _doppel_v1_Cluster, _doppel_v1_AddClusterRequest__Output, _doppel_v1_Cluster__Output>
   BackupVM: MethodDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_Job, _doppel_v1_BackupVMRequest__Output, _doppel_v1_Job__Output>
   CancelJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   CheckSnapshots: MethodDefinition<_doppel_v1_CheckSnapshotsRequest, _doppel_v1_SnapshotCheckReport, _doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport__Output>
@@ -431,14 +521,18 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   DeleteSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_DeleteSnapshotResponse, _doppel_v1_SnapshotRef__Output, _doppel_v1_DeleteSnapshotResponse__Output>
   DestroyVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_DestroyVMResponse, _doppel_v1_VMRef__Output, _doppel_v1_DestroyVMResponse__Output>
   GetBackup: MethodDefinition<_doppel_v1_BackupId, _doppel_v1_Backup, _doppel_v1_BackupId__Output, _doppel_v1_Backup__Output>
+  GetCluster: MethodDefinition<_doppel_v1_ClusterRef, _doppel_v1_Cluster, _doppel_v1_ClusterRef__Output, _doppel_v1_Cluster__Output>
   GetJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   GetSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_SnapshotList, _doppel_v1_SnapshotRef__Output, _doppel_v1_SnapshotList__Output>
   GetVMStorage: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VMStorage, _doppel_v1_VMRef__Output, _doppel_v1_VMStorage__Output>
   ListBackups: MethodDefinition<_doppel_v1_CatalogRequest, _doppel_v1_CatalogResponse, _doppel_v1_CatalogRequest__Output, _doppel_v1_CatalogResponse__Output>
+  ListClusters: MethodDefinition<_doppel_v1_ListClustersRequest, _doppel_v1_ListClustersResponse, _doppel_v1_ListClustersRequest__Output, _doppel_v1_ListClustersResponse__Output>
   ListHosts: MethodDefinition<_doppel_v1_ListHostsRequest, _doppel_v1_ListHostsResponse, _doppel_v1_ListHostsRequest__Output, _doppel_v1_ListHostsResponse__Output>
   ListJobs: MethodDefinition<_doppel_v1_ListJobsRequest, _doppel_v1_ListJobsResponse, _doppel_v1_ListJobsRequest__Output, _doppel_v1_ListJobsResponse__Output>
   ListSnapshots: MethodDefinition<_doppel_v1_ListSnapshotsRequest, _doppel_v1_SnapshotList, _doppel_v1_ListSnapshotsRequest__Output, _doppel_v1_SnapshotList__Output>
   ListVMs: MethodDefinition<_doppel_v1_ListVMsRequest, _doppel_v1_ListVMsResponse, _doppel_v1_ListVMsRequest__Output, _doppel_v1_ListVMsResponse__Output>
+  PlanRestore: MethodDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_RestorePlan, _doppel_v1_RestoreBackupRequest__Output, _doppel_v1_RestorePlan__Output>
+  RemoveCluster: MethodDefinition<_doppel_v1_ClusterRef, _doppel_v1_RemoveClusterResponse, _doppel_v1_ClusterRef__Output, _doppel_v1_RemoveClusterResponse__Output>
   RestoreBackup: MethodDefinition<_doppel_v1_RestoreBackupRequest, _doppel_v1_Job, _doppel_v1_RestoreBackupRequest__Output, _doppel_v1_Job__Output>
   RevertSnapshot: MethodDefinition<_doppel_v1_SnapshotRef, _doppel_v1_RevertSnapshotResponse, _doppel_v1_SnapshotRef__Output, _doppel_v1_RevertSnapshotResponse__Output>
   RunVM: MethodDefinition<_doppel_v1_VMRef, _doppel_v1_VM, _doppel_v1_VMRef__Output, _doppel_v1_VM__Output>

@@ -29,6 +29,14 @@ export interface CreateVMRequest {
    * volumes on the host's storage array, made with the VM (the host needs --array)
    */
   'bypass'?: (_doppel_v1_BypassVolume)[];
+  /**
+   * a NIC on each of these networks of the host's cluster
+   */
+  'networks'?: (string)[];
+  /**
+   * one of the cluster's; empty: its first
+   */
+  'cpuModel'?: (string);
 }
 
 export interface CreateVMRequest__Output {
@@ -56,4 +64,12 @@ export interface CreateVMRequest__Output {
    * volumes on the host's storage array, made with the VM (the host needs --array)
    */
   'bypass': (_doppel_v1_BypassVolume__Output)[];
+  /**
+   * a NIC on each of these networks of the host's cluster
+   */
+  'networks': (string)[];
+  /**
+   * one of the cluster's; empty: its first
+   */
+  'cpuModel': (string);
 }

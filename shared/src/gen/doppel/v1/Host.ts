@@ -27,6 +27,10 @@ export interface Host {
    * hosts with the same datastore id share disk storage
    */
   'datastore'?: (string);
+  'cluster'?: (string);
+  'datastorePath'?: (string);
+  'datastoreFreeMib'?: (number | string | Long);
+  'datastoreUsedMib'?: (number | string | Long);
 }
 
 export interface Host__Output {
@@ -53,4 +57,8 @@ export interface Host__Output {
    * hosts with the same datastore id share disk storage
    */
   'datastore': (string);
+  'cluster': (string);
+  'datastorePath': (string);
+  'datastoreFreeMib': (number);
+  'datastoreUsedMib': (number);
 }

@@ -1,5 +1,6 @@
 // Original file: proto/doppel/v1/coordinator.proto
 
+import type { RestorePlan as _doppel_v1_RestorePlan, RestorePlan__Output as _doppel_v1_RestorePlan__Output } from '../../doppel/v1/RestorePlan.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface RestoreJob {
@@ -20,6 +21,17 @@ export interface RestoreJob {
   'imageToken'?: (number | string | Long);
   'bypassToken'?: (number | string | Long);
   'hasTokens'?: (boolean);
+  /**
+   * Where the VM was restored (seed 003): its cluster, first NIC's network, datastore directory, CPU model.
+   */
+  'cluster'?: (string);
+  'network'?: (string);
+  'datastorePath'?: (string);
+  'cpuModel'?: (string);
+  /**
+   * the plan the restore applied
+   */
+  'plan'?: (_doppel_v1_RestorePlan | null);
 }
 
 export interface RestoreJob__Output {
@@ -40,4 +52,15 @@ export interface RestoreJob__Output {
   'imageToken': (number);
   'bypassToken': (number);
   'hasTokens': (boolean);
+  /**
+   * Where the VM was restored (seed 003): its cluster, first NIC's network, datastore directory, CPU model.
+   */
+  'cluster': (string);
+  'network': (string);
+  'datastorePath': (string);
+  'cpuModel': (string);
+  /**
+   * the plan the restore applied
+   */
+  'plan': (_doppel_v1_RestorePlan__Output | null);
 }

@@ -32,6 +32,11 @@ export interface VM {
    */
   'machineId'?: (string);
   'bypass'?: (_doppel_v1_BypassVolume)[];
+  /**
+   * per NIC, the cluster network it is on
+   */
+  'networks'?: (string)[];
+  'cpuModel'?: (string);
 }
 
 export interface VM__Output {
@@ -62,4 +67,9 @@ export interface VM__Output {
    */
   'machineId': (string);
   'bypass': (_doppel_v1_BypassVolume__Output)[];
+  /**
+   * per NIC, the cluster network it is on
+   */
+  'networks': (string)[];
+  'cpuModel': (string);
 }
