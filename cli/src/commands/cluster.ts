@@ -20,7 +20,8 @@ datastore per agent directory, CPU model qemu64.
     --host NAME                 a host of the cluster (repeatable; agents naming it join too)
     --network NAME=BRIDGE[:VLAN]  a network (repeatable; VLAN 0 or none: untagged)
     --datastore NAME=PATH[:MIB]   a datastore at PATH on its hosts, with a quota of MIB (repeatable)
-    --cpu-model MODEL           a CPU model the hosts offer (repeatable; the first is the default)
+    --cpu-model MODEL           a CPU model the hosts offer (repeatable, at least one; the first is the
+                                default of new VMs), as QEMU names them: Cascadelake-Server, EPYC-Rome, qemu64
     --max-vm-memory-mib N       the largest VM memory allowed (default 0: the hosts' capacity)
     --replace                   replace a registered cluster of this name
   doppel cluster show NAME      its configuration, hosts and datastores (free space, who mounts them)

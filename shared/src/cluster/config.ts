@@ -216,7 +216,7 @@ export function parseDatastoreArg(arg: string): ClusterDatastore {
   const eq = arg.indexOf('=');
   const name = eq > 0 ? arg.slice(0, eq) : '';
   const rest = eq > 0 ? arg.slice(eq + 1) : '';
-  const m = /^(.+):(\d+)$/.exec(rest);
+  const m = /^(.*):(\d+)$/.exec(rest);
   const p = m?.[1] ?? rest;
   if (name === '' || p === '') {
     throw new InvalidArgumentError(`--datastore must be ${DATASTORE_SYNTAX} (got ${quote(arg)})`);

@@ -10,6 +10,8 @@
  *  c. a network on VLAN V: the one on bridge B0 first, else the first by name (rule 'same VLAN'). The VLAN is
  *     what puts the guest on the same layer-2 segment; names and bridges are local choices.
  *  d. none: a problem listing the destination's networks and their VLANs.
+ *  A network the save set's cluster did not list (the VM kept a name its cluster dropped) has no known VLAN:
+ *  only a map or a destination network of the same name serves it.
  *
  * Datastore, for the whole VM (its disks stay together; they need the sum of their sizes free). Only datastores
  * some up host mounts are usable.
@@ -85,7 +87,8 @@ interface Acc {
   problems: string[];
 }
 
-function planNic(nic: NicExport, item: string, dest: ClusterView, maps: RestoreMaps, acc: Acc): string {
+/** `known`: the save set's cluster lists the NIC's network (else its bridge and VLAN in the save set mean nothing). */
+function planNic(nic: NicExport, item: string, known: boolean, dest: ClusterView, maps: RestoreMaps, acc: Acc): string {
   const c = dest.config;
   const N = nic.network;
   const mapped = mappedTo(maps.net, N);
@@ -102,6 +105,14 @@ function planNic(nic: NicExport, item: string, dest: ClusterView, maps: RestoreM
     return target.name;
   }
   const same = c.networks.find((n) => n.name === N);
+  if (!known) {
+    // The save set's cluster did not list the network: its VLAN is unknown, so no VLAN rule can apply.
+    if (same) return N;
+    acc.problems.push(
+      `${item}: the VM's network '${N}' was not a network of its cluster at the backup, so its VLAN is unknown, and cluster '${c.name}' has no network '${N}' (${listNetworks(c.name, c.networks)}). Map it with --map net:${N}=NAME`,
+    );
+    return '';
+  }
   if (same && same.vlan === nic.vlan) return N;
   const onVlan = c.networks.filter((n) => n.vlan === nic.vlan);
   const pick = onVlan.find((n) => nic.bridge !== '' && n.bridge === nic.bridge) ?? [...onVlan].sort(byName)[0];
@@ -236,7 +247,8 @@ export function planRestore(saveSet: SaveSet, dest: ClusterView, maps: RestoreMa
   const cfg = saveSet.config;
   const cname = dest.config.name;
   const acc: Acc = { changes: [], problems: [] };
-  const networks = cfg.nics.map((nic, i) => planNic(nic, nic.name || `nic${i}`, dest, maps, acc));
+  const known = new Set(saveSet.cluster.networks.map((n) => n.name));
+  const networks = cfg.nics.map((nic, i) => planNic(nic, nic.name || `nic${i}`, known.has(nic.network), dest, maps, acc));
   const diskMib = cfg.disks.reduce((sum, d) => sum + d.sizeMib, 0);
   const store = planDatastore(cfg, diskMib, dest, maps, acc);
   const cpuModel = planCpu(cfg.cpuModel, dest, maps, acc);
