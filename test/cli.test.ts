@@ -27,7 +27,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 test('--help explains every command', async () => {
   const top = await cli(['--help']);
   assert.equal(top.code, 0);
-  for (const c of ['up', 'demo', 'agent', 'coordinator', 'hosts', 'vms', 'vm', 'clone', 'jobs', 'events', 'backup', 'backups', 'restore', 'verify', 'repo']) {
+  for (const c of ['up', 'demo', 'agent', 'coordinator', 'hosts', 'vms', 'vm', 'clone', 'jobs', 'events', 'backup', 'backups', 'restore', 'cluster', 'verify', 'repo']) {
     assert.match(top.stdout, new RegExp(`\\n  ${c} `));
   }
   const backup = await cli(['backup', '--help']);
@@ -47,6 +47,10 @@ test('--help explains every command', async () => {
   assert.match((await cli(['job', '--help'])).stdout, /doppel job cancel ID: cancel a running clone or backup/);
   const agent = await cli(['agent', '--help']);
   assert.match(agent.stdout, /--host NAME/);
+  assert.match(agent.stdout, /--cluster NAME/);
+  for (const o of ['--to-cluster NAME', '--map KIND:A=B', '--dry-run']) assert.match(restore.stdout, new RegExp(o));
+  const cluster = await cli(['cluster', '--help']);
+  for (const o of ['cluster add NAME', '--network NAME=BRIDGE', '--datastore NAME=PATH', '--cpu-model MODEL', 'cluster show NAME', 'cluster list']) assert.match(cluster.stdout, new RegExp(o));
 });
 
 test('usage errors and an unreachable coordinator give clear messages', async () => {
@@ -137,6 +141,57 @@ test('demo --scenario bypass-backup: equal tokens after a restore, an incrementa
   assert.equal(out.incremental.kind, 'incremental');
   assert.equal(out.incremental.imageToken, out.incremental.bypassToken);
   assert.notEqual(out.noRevert.imageToken, out.noRevert.bypassToken);
+});
+
+test('demo --scenario cross-cluster-restore: a plan of changes, applied in the other cluster, the disk equal by hash', async () => {
+  const r = await cli(['demo', '--scenario', 'cross-cluster-restore', '--json', '--vm-memory-mib', '64', '--disk-mib', '64', '--dirty-rate', '5000']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  type Out = { ok: boolean; plan: { changes: { kind: string; to: string }[] }; restore: Record<string, string>; backup: Record<string, string>; impossible: { error: string } };
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Out;
+  assert.equal(out.ok, true);
+  assert.ok(Array.isArray(out.plan.changes) && out.plan.changes.length > 0);
+  assert.deepEqual(
+    out.plan.changes.filter((c) => c.kind !== 'path').map((c) => [c.kind, c.to]),
+    [['network', 'production'], ['datastore', 'b-fast'], ['cpu-model', 'Broadwell']],
+  );
+  assert.equal(out.restore.cluster, 'site-b');
+  assert.equal(out.restore.network, 'production');
+  assert.equal(out.restore.cpuModel, 'Broadwell');
+  assert.match(out.restore.datastorePath!, /b-fast$/);
+  assert.equal(out.restore.diskHash, out.backup.diskHash);
+  assert.match(out.impossible.error, /VLAN 20/);
+});
+
+test('doppel cluster add|show|list and restore --dry-run, as a user types them', async () => {
+  const fleet = await startTestFleet({ hosts: { 'host-a': { cluster: 'lab', datastore: 'd1' }, 'host-b': { cluster: 'lab', datastore: 'd2' } } });
+  try {
+    const co = ['--coordinator', fleet.grpcAddr];
+    const d1 = await fleet.datastorePath('d1');
+    const d2 = await fleet.datastorePath('d2');
+    const add = await cli(['cluster', 'add', 'lab', '--network', 'prod=br0:20', '--datastore', `d1=${d1}`, '--datastore', `d2=${d2}:4096`, '--cpu-model', 'Skylake-Server', ...co]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(add.stdout, /cluster lab \(registered/);
+    assert.match(add.stdout, /d2 .*4096 MiB.*host-b/);
+    assert.equal((await cli(['cluster', 'add', 'lab', '--cpu-model', 'qemu64', ...co])).code, 1, 'a second add needs --replace');
+    const list = JSON.parse((await cli(['cluster', 'list', '--json', ...co])).stdout) as { name: string; registered: boolean }[];
+    assert.deepEqual(list.map((c) => [c.name, c.registered]), [['lab', true]]);
+    assert.match((await cli(['cluster', 'show', 'lab', ...co])).stdout, /prod +br0 +20/);
+    assert.equal((await cli(['vm', 'create', 'web', '--host', 'host-a', '--memory-mib', '32', '--disk', 'disk0:16:base', '--network', 'prod', ...co])).code, 0);
+    const bk = await cli(['backup', 'web', '--direct', '--wait', '--json', ...co]);
+    assert.equal(bk.code, 0, bk.stderr);
+    const id = (JSON.parse(bk.stdout) as { backup: { result: { id: string } } }).backup.result.id;
+    const plan = await cli(['restore', id, '--to-cluster', 'lab', '--dry-run', ...co]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /no changes: the destination matches the save set/);
+    const other = await cli(['restore', id, '--to', 'host-b', '--dry-run', ...co]);
+    assert.match(other.stdout, /datastore +datastore +d1 +d2/);
+    const impossible = await cli(['restore', id, '--to-cluster', 'lab', '--map', 'net:prod=nowhere', '--dry-run', ...co]);
+    assert.equal(impossible.code, 1);
+    assert.match(impossible.stdout, /cannot be restored there \(1 problem/);
+    assert.equal((await cli(['restore', id, '--to-cluster', 'lab', '--map', 'bogus', '--dry-run', ...co])).code, 2);
+  } finally {
+    await fleet.stop();
+  }
 });
 
 test('doppel repo serve: a standalone repository that a coordinator started with --repository uses', async () => {

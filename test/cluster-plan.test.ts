@@ -401,6 +401,13 @@ test('save set: a sealed one whose content is malformed is refused as corrupt, w
   assert.throws(() => openSaveSet(metadata(saveSet(badMem)), EXPECT), isError(DataCorruptionError, /config.memoryMib must be an integer/));
   const badCluster = sealSaveSet({ ...saveSet(), cluster: { ...SITE_A, networks: [{ name: 'x', bridge: 'br0', vlan: 9999 }] } });
   assert.throws(() => openSaveSet(metadata(badCluster), EXPECT), isError(DataCorruptionError, /cluster .* is invalid: cluster 'site-a' network 0 VLAN/));
+  // The exported fields the plan reads and the spec the import creates from must describe one VM.
+  const twoVms = vmConfig();
+  twoVms.memoryMib = twoVms.spec.memoryMib * 2;
+  assert.throws(() => openSaveSet(metadata(saveSet(twoVms)), EXPECT), isError(DataCorruptionError, /config.memoryMib is \d+, its spec's \d+/));
+  const otherDisks = vmConfig();
+  otherDisks.disks = otherDisks.disks.map((d) => ({ ...d, sizeMib: d.sizeMib + 1 }));
+  assert.throws(() => openSaveSet(metadata(saveSet(otherDisks)), EXPECT), isError(DataCorruptionError, /config.disks are/));
   // The cluster's registration time is kept as it was.
   assert.equal(openSaveSet(metadata(saveSet()), EXPECT).cluster.registeredAt, SITE_A.registeredAt);
 });

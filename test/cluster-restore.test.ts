@@ -210,8 +210,8 @@ test('a corrupt or foreign save set is refused, and nothing is restored', async 
   try {
     for (const [what, change, code, message] of cases) {
       await edit(change);
-      for (const call of [c.planRestore({ backup: backup.id, toCluster: 'site-b' }), c.restore({ backup: backup.id, toCluster: 'site-b', asName: 'web-bad' })]) {
-        const err = await call.then(() => assert.fail(`${what}: accepted`), (e: { code?: string; message: string }) => e);
+      for (const call of [() => c.planRestore({ backup: backup.id, toCluster: 'site-b' }), () => c.restore({ backup: backup.id, toCluster: 'site-b', asName: 'web-bad' })]) {
+        const err = await call().then(() => assert.fail(`${what}: accepted`), (e: { code?: string; message: string }) => e);
         assert.equal(err.code, code, `${what}: ${err.message}`);
         assert.match(err.message, message, what);
       }
@@ -240,6 +240,19 @@ test('clusters: listed with their hosts and datastores; VMs and cluster configur
   assert.equal(await codeOf(c.addCluster({ name: 'bad', networks: [{ name: 'n', bridge: 'br0', vlan: 5000 }], cpuModels: ['qemu64'] })), 'INVALID_ARGUMENT');
   assert.equal(await codeOf(c.addCluster({ name: 'bad', datastores: [{ name: 'd', path: 'relative/path', capacityMib: 0 }], cpuModels: ['qemu64'] })), 'INVALID_ARGUMENT');
   assert.equal(await codeOf(c.addCluster({ name: 'site-a', cpuModels: ['qemu64'] })), 'ALREADY_EXISTS');
+  // A host is in the cluster its agent names: listing one of another cluster's hosts is refused.
+  const stolen = await c.addCluster({ name: 'site-x', hosts: ['host-b1'], cpuModels: ['qemu64'] }).then(() => assert.fail('accepted'), (e: { code?: string; message: string }) => e);
+  assert.equal(stolen.code, 'FAILED_PRECONDITION');
+  assert.match(stolen.message, /host 'host-b1' runs in cluster 'site-b'.*--cluster site-x/);
+  // JSON bodies are checked: maps and networks are lists of strings.
+  for (const [url, body] of [
+    [`/v1/backups/${backup.id}/restore`, { toCluster: 'site-b', maps: 'net:prod=lab' }],
+    ['/v1/vms', { name: 'y1', host: 'host-b1', memoryMib: 16, networks: 'production' }],
+    ['/v1/vms', { name: 'y2', host: 'host-b1', memoryMib: 16, nics: [null] }],
+  ] as const) {
+    const res = await fetch(`http://${fleet.httpAddr}${url}`, { method: 'POST', body: JSON.stringify(body) });
+    assert.equal(res.status, 400, `${url} ${JSON.stringify(body)}: ${await res.text()}`);
+  }
   assert.equal(await codeOf(c.cluster('nowhere')), 'NOT_FOUND');
   assert.equal(await codeOf(c.planRestore({ backup: backup.id, toCluster: 'nowhere' })), 'NOT_FOUND');
 });

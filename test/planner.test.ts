@@ -32,7 +32,7 @@ function host(name: string, free: number, state: 'up' | 'down' = 'up'): HostReco
   return {
     name, state, status: 'up', dataAddr: '', driver: 'sim', capacity: { memoryMib: 1000, cpus: 2, maxVms: 10 },
     usedMemoryMib: 1000 - free, vms: [], rssBytes: 0, peakRssBytes: 0, startedAt: '', datastore: '', sentAt: '', intervalMs: 1000,
-    cluster: 'default', datastorePath: '', datastoreUsedMib: 0, datastoreFreeMib: 0,
+    cluster: 'default', datastorePath: '', datastoreUsedMib: 0, datastoreFreeMib: 0, array: false,
   };
 }
 

@@ -2,7 +2,7 @@
  * The agent: one per hypervisor host. It registers and heartbeats on NATS,
  * answers the coordinator's commands, and serves the gRPC data plane.
  */
-import { stageImport, type StagedImport } from './backup/import-save-set.js';
+import { stageImport, sweepImports, type StagedImport } from './backup/import-save-set.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Server } from '@grpc/grpc-js';
@@ -122,6 +122,9 @@ export class Agent {
     // A bypass backup that a crash cut off left its t1 pin: nothing else would ever drop it.
     const stalePins = await deps.driver.dropPins(`${BYPASS_PIN_PREFIX}${opts.host}.`);
     if (stalePins > 0) this.log.info({ stalePins }, 't1 snapshots of interrupted bypass backups dropped');
+    // Likewise the save-set copies of restores a crash cut off (seed 003).
+    const staleImports = sweepImports(deps.driver.datastore.path, opts.host);
+    if (staleImports > 0) this.log.info({ staleImports }, 'save-set copies of interrupted restores removed');
     this.snapshots = await StorageSnapshots.open({
       driver: deps.driver,
       dataDir: opts.dataDir,
@@ -178,6 +181,7 @@ export class Agent {
       try {
         this.space = { at: Date.now(), ...this.deps.driver.datastoreSpace() };
       } catch (err) {
+        this.space = { ...this.space, at: Date.now() };
         this.log.warn({ err }, 'datastore space not measured');
       }
     }
@@ -202,6 +206,7 @@ export class Agent {
       datastorePath: this.deps.driver.datastore.path,
       datastoreUsedMib: space.usedMib,
       datastoreFreeMib: space.freeMib,
+      array: this.deps.array !== undefined,
       sentAt: new Date().toISOString(),
       status,
       intervalMs: this.opts.heartbeatMs,
@@ -314,6 +319,16 @@ export class Agent {
     requireInt('threshold (pages)', args.thresholdPages, 1, 2 ** 31);
     requireInt('max rounds', args.maxRounds, 1, 1000);
     this.requireFaultAllowed(args.fault);
+  }
+
+  /** A planned restore's plan, as this host checks it before anything is copied here. */
+  private checkPlan(args: RestoreStartArgs): void {
+    const plan = args.plan!;
+    if (plan.backupId !== args.backup.id) throw new InvalidArgumentError(`the plan is for backup ${plan.backupId}, not ${args.backup.id}`);
+    if (plan.destinationCluster !== this.opts.cluster) {
+      throw new FailedPreconditionError(`the plan restores to cluster '${plan.destinationCluster}'; host '${this.opts.host}' is in '${this.opts.cluster}'`);
+    }
+    if (plan.problems.length > 0) throw new FailedPreconditionError(`the plan has problems: ${plan.problems.join('; ')}`);
   }
 
   /** Creates the restored VM and starts its restore job; `staged` is a planned import's save-set copy. */
@@ -489,7 +504,15 @@ export class Agent {
         }
       },
       'vm.restore': async (args) => {
+        requireName('job id', args.jobId);
         requireName('restored VM name', args.name);
+        if ((args.backup.bypass?.volumes ?? []).length > 0 && !this.deps.array) {
+          throw new FailedPreconditionError(`backup ${args.backup.id} holds bypass volumes, but host '${this.opts.host}' has no storage array (--array URL)`);
+        }
+        if (args.plan) {
+          this.checkPlan(args);
+          this.checkRoom(args.plan.memoryMib);
+        }
         // Planned from the save set (seed 003): copied here, checked, and imported with the plan's changes.
         const staged = args.plan
           ? await stageImport(args, { transport: this.deps.transport, datastorePath: this.deps.driver.datastore.path, host: this.opts.host })

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import {
   AlreadyExistsError,
+  FailedPreconditionError,
   NotFoundError,
   deriveClusterConfig,
   encodeJson,
@@ -35,10 +36,22 @@ export class ClusterStore {
   /** Registers a cluster; `replace` overwrites one of the same name. */
   async add(input: Partial<ClusterConfig>, replace: boolean): Promise<ClusterView> {
     const config = validateClusterConfig(input);
-    if (!replace && (await this.registered(config.name))) {
-      throw new AlreadyExistsError(`cluster '${config.name}' is already registered (replace it with --replace)`);
+    // A host belongs to the cluster its agent names: listing a host that runs in another one would only show it down.
+    const elsewhere = (await this.hosts()).filter((h) => config.hosts.includes(h.name) && h.state === 'up' && (h.cluster || 'default') !== config.name);
+    if (elsewhere.length > 0) {
+      throw new FailedPreconditionError(
+        `${elsewhere.map((h) => `host '${h.name}' runs in cluster '${h.cluster}'`).join('; ')}: start its agent with --cluster ${config.name} to make it a host of '${config.name}'`,
+      );
     }
-    await this.kv.put(config.name, encodeJson(config));
+    if (replace) {
+      await this.kv.put(config.name, encodeJson(config));
+    } else {
+      // create() fails if the key exists, so two adds of one name at once cannot both win.
+      await this.kv.create(config.name, encodeJson(config)).catch(async (err: unknown) => {
+        if (await this.registered(config.name)) throw new AlreadyExistsError(`cluster '${config.name}' is already registered (replace it with --replace)`);
+        throw err;
+      });
+    }
     return this.view(config.name);
   }
 

@@ -91,7 +91,9 @@ export class HostRegistry {
   private static toRecord(s: StoredHost, now: number): HostRecord {
     const { receivedAt, ...hb } = s;
     const stale = now - receivedAt > MISSED_HEARTBEATS * hb.intervalMs;
-    return { ...hb, state: hb.status === 'up' && !stale ? 'up' : 'down' };
+    // A record an agent older than clusters left has none of their fields: it is in the default cluster.
+    const older = { cluster: 'default', datastorePath: '', datastoreUsedMib: 0, datastoreFreeMib: 0, array: false };
+    return { ...older, ...hb, state: hb.status === 'up' && !stale ? 'up' : 'down' };
   }
 
   async get(name: string): Promise<HostRecord | undefined> {

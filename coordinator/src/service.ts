@@ -5,6 +5,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
 import {
+  DataCorruptionError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -125,6 +126,18 @@ interface PlannedClone {
   linked: boolean;
   verify: boolean;
   fault: string;
+}
+
+/** A restore names a host or a cluster (or both, the host in the cluster). */
+function requireDestination(req: RestoreRequest): void {
+  if (!req.toHost && !req.toCluster) throw new InvalidArgumentError('a restore needs a destination: a host (--to HOST) or a cluster (--to-cluster NAME)');
+}
+
+/** An optional list of strings from a request (JSON bodies are not typed). */
+function requireStrings(field: string, v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new InvalidArgumentError(`${field} must be a list of strings (got ${JSON.stringify(v)})`);
+  return v as string[];
 }
 
 /**
@@ -265,7 +278,7 @@ export class CoordinatorService {
 
   async createVm(req: CreateVmRequest): Promise<VmInfo> {
     const { networks, ...rest } = req;
-    const nics = rest.nics?.length ? rest.nics : (networks ?? []).map((network) => ({ network }));
+    const nics = rest.nics?.length ? rest.nics : requireStrings('networks', networks).map((network) => ({ network }));
     const spec = validateVmSpec({ ...rest, nics, vcpus: req.vcpus || 1, identity: null });
     const hostname = req.hostname ? requireHostname(req.hostname) : hostnameFromName(spec.name);
     if (await this.d.registry.findVm(spec.name)) throw new InvalidArgumentError(`a VM named '${spec.name}' already exists`);
@@ -574,32 +587,51 @@ export class CoordinatorService {
 
   /**
    * The save set of a backup (seed 003), read from its manifest in the repository and checked: a corrupt one (its
-   * digest, or its disks against the manifest's) or a foreign one (another format, another backup) is refused.
-   * Undefined for a backup made before save sets.
+   * digest, or its disks against the manifest's, or a digest other than the catalog's) or a foreign one (another
+   * format, another backup) is refused. Undefined for a backup made before save sets.
    */
   private async saveSetOf(backup: BackupRecord): Promise<SaveSet | undefined> {
     const repo = new RepositoryClient(backup.repository, { callDeadlineMs: 15_000, transport: this.d.transport });
     try {
       const m = await repo.manifest(backup.id);
-      if (!backup.saveSetDigest && !m.metadataJson.includes('"saveSet"')) return undefined;
-      return openSaveSet(m.metadataJson, { backupId: backup.id, disks: m.disks.map((d) => ({ name: d.name, contentHash: d.contentHash })) });
+      const expect = { backupId: backup.id, disks: m.disks.map((d) => ({ name: d.name, contentHash: d.contentHash })) };
+      let hasKey = true;
+      try {
+        const meta: unknown = JSON.parse(m.metadataJson);
+        hasKey = typeof meta === 'object' && meta !== null && 'saveSet' in meta;
+      } catch {
+        // Not JSON: openSaveSet says so.
+      }
+      if (!hasKey && !backup.saveSetDigest) return undefined;
+      const saveSet = openSaveSet(m.metadataJson, expect);
+      if (backup.saveSetDigest && saveSet.digest !== backup.saveSetDigest) {
+        throw new DataCorruptionError(
+          `the save set of backup ${backup.id} is corrupt: its digest is ${saveSet.digest.slice(0, 16)}…, the catalog recorded ${backup.saveSetDigest.slice(0, 16)}…`,
+        );
+      }
+      return saveSet;
     } finally {
       repo.close();
     }
   }
 
-  /**
-   * Plans a restore from a backup's save set: the destination cluster (named, or the named host's), the host when
-   * one is named, the maps. Nothing is created.
-   */
-  async planRestore(req: RestoreRequest): Promise<{ plan: RestorePlan; backup: BackupRecord; view: ClusterView } > {
+  /** The plan of a restore (`--dry-run`): the changes, the problems; nothing is created. */
+  async planRestore(req: RestoreRequest): Promise<RestorePlan> {
     const backup = await this.getBackup(req.backup);
-    if (!req.toHost && !req.toCluster) throw new InvalidArgumentError('a restore needs a destination: a host (--to HOST) or a cluster (--to-cluster NAME)');
-    const maps = parseMaps(req.maps ?? []);
     const saveSet = await this.saveSetOf(backup);
     if (!saveSet) {
-      throw new FailedPreconditionError(`backup ${backup.id} has no save set (it was made before save sets): it can be restored only to a host (--to HOST), without a plan`);
+      throw new FailedPreconditionError(`backup ${backup.id} has no save set (it was made before save sets): there is nothing to plan; restore it to a host with --to HOST`);
     }
+    return this.plan(req, saveSet);
+  }
+
+  /**
+   * Plans a restore from a save set: for the named cluster, or for the named host's cluster on that host's
+   * datastore; with the maps. Nothing is created.
+   */
+  private async plan(req: RestoreRequest, saveSet: SaveSet): Promise<RestorePlan> {
+    requireDestination(req);
+    const maps = parseMaps(requireStrings('maps', req.maps));
     const hosts = await this.d.registry.list();
     let view: ClusterView;
     if (req.toHost) {
@@ -611,12 +643,23 @@ export class CoordinatorService {
       // The named host only: the plan's datastore is then the one it mounts.
       view = { ...view, hosts: view.hosts.filter((h) => h.name === host.name), datastores: view.datastores.map((d) => ({ ...d, mountedBy: d.mountedBy.filter((n) => n === host.name) })) };
       if (view.hosts[0] && !view.hosts[0].datastore) {
-        throw new FailedPreconditionError(`host '${host.name}' mounts no datastore of cluster '${view.config.name}' (its datastore is ${view.hosts[0].datastorePath}); register it with 'doppel cluster add --replace'`);
+        throw new FailedPreconditionError(
+          `host '${host.name}' mounts no datastore of cluster '${view.config.name}' (its datastore is ${view.hosts[0].datastorePath}); add it with 'doppel cluster add ${view.config.name} --replace --datastore NAME=${view.hosts[0].datastorePath}'`,
+        );
       }
     } else {
       view = await this.d.clusters.view(requireName('cluster name', req.toCluster), hosts);
     }
-    return { plan: planRestore(saveSet, view, maps), backup, view };
+    const plan = planRestore(saveSet, view, maps);
+    // Bypass volumes are written onto the destination host's storage array: only a host with one can take them.
+    if (saveSet.config.bypass.length > 0) {
+      const withArray = plan.hosts.filter((n) => hosts.find((h) => h.name === n)?.array);
+      if (plan.hosts.length > 0 && withArray.length === 0) {
+        plan.problems.push(`bypass volumes: the VM has ${saveSet.config.bypass.length}, and no host of the plan (${plan.hosts.join(', ')}) has a storage array (agent --array)`);
+      }
+      plan.hosts = withArray;
+    }
+    return plan;
   }
 
   /**
@@ -625,28 +668,33 @@ export class CoordinatorService {
    * imports the VM with the plan's changes. Every chunk is checked and the restored disks are hashed.
    */
   async restoreBackup(req: RestoreRequest): Promise<JobRecord> {
+    requireDestination(req);
     const backup = await this.getBackup(req.backup);
+    const saveSet = await this.saveSetOf(backup);
     let plan: RestorePlan | undefined;
     let host: HostRecord;
     let spec = backup.spec;
-    if ((await this.saveSetOf(backup)) || req.toCluster || (req.maps ?? []).length > 0) {
-      const planned = await this.planRestore(req);
-      plan = planned.plan;
-      if (plan.problems.length > 0) {
+    if (saveSet) {
+      const p = await this.plan(req, saveSet);
+      plan = p;
+      if (p.problems.length > 0) {
         throw new FailedPreconditionError(
-          `backup ${backup.id} cannot be restored to cluster '${plan.destinationCluster}'; nothing was copied:\n  - ${plan.problems.join('\n  - ')}`,
+          `backup ${backup.id} cannot be restored to cluster '${p.destinationCluster}'; nothing was copied:\n  - ${p.problems.join('\n  - ')}`,
         );
       }
       const hosts = await this.d.registry.list();
-      const candidates = plan.hosts.map((n) => hosts.find((h) => h.name === n)).filter((h): h is HostRecord => h !== undefined);
-      const roomy = candidates.find((h) => h.state === 'up' && !roomProblem(h, plan!.memoryMib));
+      const candidates = p.hosts.map((n) => hosts.find((h) => h.name === n)).filter((h): h is HostRecord => h !== undefined);
+      const roomy = candidates.find((h) => h.state === 'up' && !roomProblem(h, p.memoryMib));
       if (!roomy) {
-        const why = candidates.map((h) => roomProblem(h, plan!.memoryMib) || `host '${h.name}' is ${h.state}`).join('; ');
-        throw new ResourceExhaustedError(`no host of cluster '${plan.destinationCluster}' on datastore '${plan.datastore?.name ?? ''}' has room now: ${why}`);
+        const why = candidates.map((h) => roomProblem(h, p.memoryMib) || `host '${h.name}' is ${h.state}`).join('; ');
+        throw new ResourceExhaustedError(`no host of cluster '${p.destinationCluster}' on datastore '${p.datastore?.name ?? ''}' has room now: ${why}`);
       }
       host = roomy;
-      spec = { ...spec, cpuModel: plan.cpuModel, ...(plan.networks.length > 0 ? { nics: plan.networks.map((network) => ({ network })) } : {}) };
+      spec = { ...spec, cpuModel: p.cpuModel, ...(p.networks.length > 0 ? { nics: p.networks.map((network) => ({ network })) } : {}) };
     } else {
+      if (req.toCluster || (req.maps ?? []).length > 0) {
+        throw new FailedPreconditionError(`backup ${backup.id} has no save set (it was made before save sets): it can be restored only to a host (--to HOST), as it was`);
+      }
       host = await this.upHost(req.toHost ?? '', 'restore');
       const problem = roomProblem(host, backup.spec.memoryMib);
       if (problem) throw new ResourceExhaustedError(problem);

@@ -64,9 +64,11 @@ export function requireCpuModel(field: string, value: unknown): string {
 
 /** At most 8 NICs, each naming a network (checked against the cluster by the coordinator). */
 function validateNics(nics: readonly Partial<NicSpec>[] | null | undefined): { nics?: NicSpec[] } {
-  if (!nics || nics.length === 0) return {};
+  if (nics === null || nics === undefined) return {};
+  if (!Array.isArray(nics)) throw new InvalidArgumentError(`nics must be a list of {network} (got ${JSON.stringify(nics)})`);
+  if (nics.length === 0) return {};
   if (nics.length > 8) throw new InvalidArgumentError(`a VM has at most 8 NICs (got ${nics.length})`);
-  return { nics: nics.map((n, i) => ({ network: requireName(`nic${i} network`, n.network) })) };
+  return { nics: nics.map((n, i) => ({ network: requireName(`nic${i} network`, typeof n === 'object' && n !== null ? n.network : n) })) };
 }
 
 /** Bypass volumes: names unique (and not a disk's), at most 40 characters (the array volume is `<vm id>-<name>`). */

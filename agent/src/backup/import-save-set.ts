@@ -1,14 +1,15 @@
 /**
  * A planned restore's import (seed 003): the destination host copies the save
- * set from the repository to its datastore (`imports/<job>/saveset.json`),
+ * set from the repository to its datastore (`imports/<host>.<job>/saveset.json`),
  * checks the copy, and makes the VM's configuration from it, changed by the
  * plan to fit this cluster. The disks then arrive from the repository into the
  * datastore the plan chose, which is this host's.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   FailedPreconditionError,
+  InvalidArgumentError,
   RepositoryClient,
   applyPlan,
   openSaveSet,
@@ -45,7 +46,10 @@ export async function stageImport(args: RestoreStartArgs, deps: { transport: Tra
   const expect = { backupId: args.backup.id, disks };
   // Checked as fetched, and again as copied: the import reads only the copy.
   const saveSet = openSaveSet(metadataJson, expect);
-  const dir = path.join(here, 'imports', args.jobId);
+  if (plan.networks.length !== saveSet.config.nics.length) {
+    throw new InvalidArgumentError(`the plan names ${plan.networks.length} networks for the VM's ${saveSet.config.nics.length} NICs`);
+  }
+  const dir = path.join(here, 'imports', `${deps.host}.${args.jobId}`);
   const file = path.join(dir, 'saveset.json');
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
@@ -59,4 +63,21 @@ export async function stageImport(args: RestoreStartArgs, deps: { transport: Tra
     cleanup();
     throw err;
   }
+}
+
+/**
+ * Removes the save-set copies this host left in `imports/` (`<host>.<job>`) when it stopped in the middle of a
+ * restore; other hosts' copies on a shared datastore are theirs. Returns how many went.
+ */
+export function sweepImports(datastorePath: string, host: string): number {
+  const dir = path.join(datastorePath, 'imports');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  const mine = names.filter((n) => n.startsWith(`${host}.`));
+  for (const n of mine) rmSync(path.join(dir, n), { recursive: true, force: true });
+  return mine.length;
 }

@@ -17,7 +17,8 @@ nobody registered is derived from its agents: one untagged network 'default', a
 datastore per agent directory, CPU model qemu64.
 
   doppel cluster add NAME [options]   register a cluster (--replace to overwrite)
-    --host NAME                 a host of the cluster (repeatable; agents naming it join too)
+    --host NAME                 a host expected in the cluster (repeatable); its agent must run with
+                                --cluster NAME, and every agent that does is a host of it
     --network NAME=BRIDGE[:VLAN]  a network (repeatable; VLAN 0 or none: untagged)
     --datastore NAME=PATH[:MIB]   a datastore at PATH on its hosts, with a quota of MIB (repeatable)
     --cpu-model MODEL           a CPU model the hosts offer (repeatable, at least one; the first is the

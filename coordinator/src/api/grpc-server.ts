@@ -47,7 +47,7 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     ListBackups: unary(async (r) => ({ backups: (await svc.listBackups(r.vm, r.limit)).map(backupMessage) })),
     GetBackup: unary(async (r) => backupMessage(await svc.getBackup(r.id))),
     RestoreBackup: unary(async (r) => jobMessage(await svc.restoreBackup(r))),
-    PlanRestore: unary(async (r) => planMessage((await svc.planRestore(r)).plan)),
+    PlanRestore: unary(async (r) => planMessage(await svc.planRestore(r))),
     AddCluster: unary(async (r) => clusterMessage(await svc.addCluster(r))),
     GetCluster: unary(async (r) => clusterMessage(await svc.getCluster(r.name))),
     ListClusters: unary(async () => ({ clusters: (await svc.listClusters()).map(clusterMessage) })),

@@ -138,7 +138,7 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
           const id = decodeURIComponent(parts[2]!);
           if (parts[3] === 'restore' || parts[3] === 'restore-plan') {
             const body = (await readJson(req)) as { toHost?: string; toCluster?: string; maps?: string[]; asName?: string; start?: boolean };
-            if (parts[3] === 'restore-plan') return send(res, 200, planMessage((await svc.planRestore({ ...body, backup: id })).plan));
+            if (parts[3] === 'restore-plan') return send(res, 200, planMessage(await svc.planRestore({ ...body, backup: id })));
             return send(res, 202, jobMessage(await svc.restoreBackup({ ...body, backup: id })));
           }
           if (parts[3] !== 'verify') break;

@@ -222,6 +222,13 @@ function checkShape(s: Record<string, unknown>, corrupt: Corrupt): void {
     sh.string(`${f}.path`, d.path, true);
   });
 
+  // The plan reads the exported fields and the import creates the VM from its spec: they must describe one VM.
+  const disks = (c.disks as { name: string; sizeMib: number }[]).map((d) => `${d.name}:${d.sizeMib}`).join(',');
+  const specDisks = spec.disks.map((d) => `${d.name}:${d.sizeMib}`).join(',');
+  if (disks !== specDisks) throw corrupt(`config.disks are [${disks}], its spec's [${specDisks}]`);
+  if (c.memoryMib !== spec.memoryMib) throw corrupt(`config.memoryMib is ${String(c.memoryMib)}, its spec's ${spec.memoryMib}`);
+  if (spec.cpuModel && c.cpuModel !== spec.cpuModel) throw corrupt(`config.cpuModel is ${String(c.cpuModel)}, its spec's ${spec.cpuModel}`);
+
   const cluster = sh.record('cluster', s.cluster);
   sh.valid("cluster (the VM's cluster configuration)", () => validateClusterConfig(cluster));
   sh.string('cluster.registeredAt', cluster.registeredAt);

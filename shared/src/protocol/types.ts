@@ -107,6 +107,8 @@ export interface Heartbeat {
   datastorePath: string;
   datastoreUsedMib: number;
   datastoreFreeMib: number;
+  /** The agent has a storage array (`--array`): it can hold VMs with bypass volumes. */
+  array: boolean;
   sentAt: string;
   /** `stopping` is sent once on a clean shutdown so the host is down at once. */
   status: 'up' | 'stopping';
