@@ -2,10 +2,13 @@
  * `npm run bench`: page-stream throughput, compression, and rounds/downtime at
  * three dirty rates, on a private local fleet whose agents run in their own
  * processes (as on real hosts); then backup throughput, incremental cost and
- * deduplication (bench/backup-bench.ts). Prints tables; checks nothing, fails nothing.
+ * deduplication (bench/backup-bench.ts); then hot clones, bypass backups, and QEMU's own migration against a
+ * tunnelled clone of a real guest (bench/qemu-bench.ts). Prints tables; checks nothing, fails nothing.
  *
  *   --vm-memory-mib N   guest size (default 1024)
- *   --only clone|backup|snapshot|hot|bypass  run one part
+ *   --only clone|backup|snapshot|hot|bypass|qemu  run one part
+ *   --qemu-mem-mib N    the qemu part's guest size (default 512)
+ *   --qemu-rate N       pages per second the qemu part's guest dirties (default 20000)
  *   --json              also print one JSON line with every figure
  */
 import { parseArgs } from 'node:util';
@@ -17,10 +20,19 @@ import { backupBench } from './backup-bench.js';
 import { snapshotBench } from './snapshot-bench.js';
 import { hotBench } from './hot-bench.js';
 import { bypassBench } from './bypass-bench.js';
+import { qemuBench } from './qemu-bench.js';
 
-const { values } = parseArgs({ options: { 'vm-memory-mib': { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: {
+    'vm-memory-mib': { type: 'string' },
+    only: { type: 'string' },
+    json: { type: 'boolean' },
+    'qemu-mem-mib': { type: 'string' },
+    'qemu-rate': { type: 'string' },
+  },
+});
 const only = values.only ?? '';
-if (only && !['clone', 'backup', 'snapshot', 'hot', 'bypass'].includes(only)) throw new Error(`--only must be clone, backup, snapshot, hot or bypass (got '${only}')`);
+if (only && !['clone', 'backup', 'snapshot', 'hot', 'bypass', 'qemu'].includes(only)) throw new Error(`--only must be clone, backup, snapshot, hot, bypass or qemu (got '${only}')`);
 const MIB = Number(values['vm-memory-mib'] ?? 1024);
 const MAX_DOWNTIME_MS = 300;
 
@@ -159,4 +171,10 @@ if (!only || only === 'backup') figures.backup = await backupBench();
 if (!only || only === 'snapshot') figures.snapshots = await snapshotBench();
 if (!only || only === 'hot') figures.hot = await hotBench(MIB);
 if (!only || only === 'bypass') figures.bypass = await bypassBench();
+if (!only || only === 'qemu') {
+  figures.qemu = await qemuBench({
+    ...(values['qemu-mem-mib'] ? { memMib: Number(values['qemu-mem-mib']) } : {}),
+    ...(values['qemu-rate'] ? { rate: Number(values['qemu-rate']) } : {}),
+  });
+}
 if (values.json) console.log(JSON.stringify(figures));

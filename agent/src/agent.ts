@@ -13,6 +13,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  PAGE_SIZE,
   ResourceExhaustedError,
   SUBJECTS,
   encodeJson,
@@ -36,6 +37,7 @@ import {
   type Transport,
 } from '../../shared/src/mod.js';
 import type { DriverVm, HypervisorDriver } from './drivers/driver.js';
+import { QemuDriver } from './drivers/qemu/qemu-driver.js';
 import type { CompiledAgentOptions } from './options.js';
 import { CloneTargets, INCOMPLETE_STATES } from './clone-targets.js';
 import { startDataPlaneServer } from './dataplane/server.js';
@@ -83,6 +85,8 @@ export class Agent {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private snapshots: StorageSnapshots | undefined;
   private readonly startedAt = new Date().toISOString();
+  /** 'kvm' or 'tcg' on the qemu driver. */
+  private accel = 'sim';
   dataAddr = '';
 
   private constructor(
@@ -117,6 +121,12 @@ export class Agent {
     this.js = jsClient(deps.nc);
     // The coordinator creates the events stream; an agent's NATS permissions only let it publish into it.
     // VMs a previous run left: disks and configuration persist (and change tracking, after a clean stop).
+    if (deps.driver instanceof QemuDriver) {
+      // KVM when a probe guest runs under it, else TCG: said once here and in every heartbeat.
+      const d = await deps.driver.accelDecision();
+      this.accel = d.accel;
+      this.log.info({ accel: d.accel, reason: d.reason }, `QEMU guests run under ${d.accel.toUpperCase()}`);
+    }
     const loaded = await deps.driver.load();
     if (loaded.length > 0) this.log.info({ vms: loaded.map((v) => v.id) }, 'VMs of a previous run loaded');
     // A bypass backup that a crash cut off left its t1 pin: nothing else would ever drop it.
@@ -147,7 +157,7 @@ export class Agent {
     );
     this.heartbeat('up');
     this.heartbeatTimer = setInterval(() => this.heartbeat('up'), opts.heartbeatMs);
-    this.log.info({ dataAddr: this.dataAddr, driver: deps.driver.name, capacity: opts.capacity }, 'agent started');
+    this.log.info({ dataAddr: this.dataAddr, driver: deps.driver.name, accel: this.accel, capacity: opts.capacity }, 'agent started');
   }
 
   async stop(): Promise<void> {
@@ -195,6 +205,7 @@ export class Agent {
       name: this.opts.host,
       dataAddr: this.dataAddr,
       driver: this.deps.driver.name,
+      accel: this.accel,
       capacity: this.opts.capacity,
       usedMemoryMib: this.usedMemoryMib(),
       vms: this.vmInfos(),
@@ -372,6 +383,13 @@ export class Agent {
         return vm.info(this.opts.host);
       },
       'vm.list': async () => this.vmInfos(),
+      'vm.adopt': async ({ qmpSocket, name }) => {
+        const driver = this.deps.driver;
+        if (!(driver instanceof QemuDriver)) throw new FailedPreconditionError(`host '${this.opts.host}' runs the ${driver.name} driver; only the qemu driver adopts a QEMU`);
+        const vm = await driver.adopt(qmpSocket, requireName('vm name', name));
+        await this.announce(vm, 'vm.created');
+        return vm.info(this.opts.host);
+      },
       'vm.run': async ({ vmId }) => {
         const vm = this.vm(vmId);
         if (this.busy.has(vm.id)) throw new FailedPreconditionError(`vm '${vmId}' is busy with ${this.busy.get(vm.id)}`);
@@ -407,7 +425,8 @@ export class Agent {
         requireInt('window (ms)', windowMs, 10, 10_000);
         this.lock(vm.id, 'a dirty-rate measurement');
         try {
-          return { pagesPerSecond: await vm.measureDirtyRate(windowMs), pageCount: vm.pages().pageCount };
+          // Guest memory in 4 KiB pages (the qemu driver has no GuestPages: QEMU keeps the memory).
+          return { pagesPerSecond: await vm.measureDirtyRate(windowMs), pageCount: Math.ceil((vm.spec.memoryMib * 1024 * 1024) / PAGE_SIZE) };
         } finally {
           this.busy.delete(vm.id);
         }

@@ -12,6 +12,8 @@ import type { DataPlaneClient } from './dataplane/client.js';
 import { runPrecopy, type Fault } from './precopy/sender.js';
 import { copyDisks } from './diskcopy/sender.js';
 import { jobEvents, type JobEvents } from './job-events.js';
+import { QemuVm } from './drivers/qemu/qemu-vm.js';
+import { migrateToClone } from './migration/sender.js';
 
 export interface CloneJobDeps {
   js: JetStreamClient;
@@ -78,6 +80,7 @@ export async function liveClone(
   const base = { host: deps.host, jobId: args.jobId, vm: vm.id };
   let snapshot: DiskSnapshot | undefined;
   try {
+    if (vm instanceof QemuVm) return await liveCloneOverMigration(vm, args, { ...deps, log, events, base });
     const stats = await runPrecopy(vm, client, {
       jobId: args.jobId,
       token: args.tokens.pages,
@@ -122,6 +125,32 @@ export async function liveClone(
   } catch (err) {
     // A checkpoint taken for a backup that never happened is merged back.
     await snapshot?.release('abort').catch((e: unknown) => log.error({ err: e }, 'could not release the disk snapshot'));
+    throw err;
+  }
+}
+
+/**
+ * The qemu driver's live clone: QEMU's own migration over the data plane (migration/sender.ts) instead of the
+ * page-by-page pre-copy, then the same disk step. The clone's memory is checked by the migration itself (frame
+ * CRCs, QEMU's stream), not by hash.
+ */
+async function liveCloneOverMigration(
+  vm: QemuVm,
+  args: CloneStartArgs,
+  deps: CloneJobDeps & { events: JobEvents; checkpoint?: string; base: { host: string; jobId: string; vm: string } },
+): Promise<LiveClone> {
+  const { stats, snapshot } = await migrateToClone(vm, args, { ...deps, ...(deps.checkpoint ? { checkpoint: deps.checkpoint } : {}) });
+  try {
+    // Linked clones need a shareable snapshot (its chains); without one the blocks are streamed.
+    const linked = args.linked && snapshot.chains.length === snapshot.disks.length && snapshot.disks.length > 0;
+    const disk = await giveCloneDisks(snapshot, { ...args, linked }, deps);
+    deps.log.info({ blocks: disk.blocks, linked: disk.linked, ms: Math.round(disk.ms) }, 'clone disks copied');
+    return {
+      stats: { ...stats, diskBlocks: disk.blocks, diskBytesRaw: disk.bytesRaw, diskBytesWire: disk.bytesWire, diskCopyMs: disk.ms, diskLinked: disk.linked },
+      snapshot,
+    };
+  } catch (err) {
+    await snapshot.release('abort').catch((e: unknown) => deps.log.error({ err: e }, 'could not release the disk snapshot'));
     throw err;
   }
 }

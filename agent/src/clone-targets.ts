@@ -53,7 +53,7 @@ export class CloneTargets {
   }
 
   /** Binds an opened stream to its prepared clone. Probes get no VM. */
-  claim(open: StreamOpen__Output): ReceiveTarget {
+  claim(open: Pick<StreamOpen__Output, 'jobId' | 'targetVmId'> & { probe?: boolean }): ReceiveTarget {
     if (open.probe) return { vm: undefined };
     const e = this.entries.get(open.targetVmId);
     if (!e) throw new NotFoundError(`no clone target '${open.targetVmId}' is prepared on this host`);

@@ -23,6 +23,19 @@ export interface AgentOptions {
   cloneDeadlineMs?: number;
   /** Longest a source may stay suspended for a switchover before the clone is abandoned. */
   switchoverTimeoutMs?: number;
+  /** qemu driver: the guests' boot data and the accelerator. */
+  qemu?: QemuAgentOptions;
+}
+
+export interface QemuAgentOptions {
+  /** Direct kernel boot of every VM this host creates: kernel, initrd and command line; no kernel: firmware boot from disk 0. */
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  /** kvm, tcg, or auto (default: KVM when a probe guest runs under it, else TCG). */
+  accel?: string;
+  /** The QEMU binary (default qemu-system-x86_64, env DOPPEL_QEMU_BINARY). */
+  binary?: string;
 }
 
 export interface CompiledAgentOptions {
@@ -32,7 +45,9 @@ export interface CompiledAgentOptions {
   advertise: string;
   dataDir: string;
   natsUrl: string;
-  driver: 'sim';
+  driver: Driver;
+  /** Only for the qemu driver. */
+  qemu: { boot: { kernel: string; initrd: string; append: string } | null; accel: 'kvm' | 'tcg' | 'auto'; binary: string };
   capacity: Capacity;
   heartbeatMs: number;
   allowFaultInjection: boolean;
@@ -40,14 +55,28 @@ export interface CompiledAgentOptions {
   switchoverTimeoutMs: number;
 }
 
-export const DRIVERS = ['sim'] as const;
+export const DRIVERS = ['sim', 'qemu'] as const;
+export type Driver = (typeof DRIVERS)[number];
+
+function compileQemu(o: QemuAgentOptions | undefined): CompiledAgentOptions['qemu'] {
+  const accel = o?.accel || 'auto';
+  if (accel !== 'kvm' && accel !== 'tcg' && accel !== 'auto') throw new InvalidArgumentError(`QEMU accelerator must be kvm, tcg or auto (got '${accel}')`);
+  const abs = (what: string, p: string | undefined): string => (p ? path.resolve(p) : '');
+  const kernel = abs('kernel', o?.kernel);
+  if (!kernel && (o?.initrd || o?.append)) throw new InvalidArgumentError('--qemu-initrd and --qemu-append need --qemu-kernel');
+  return {
+    boot: kernel ? { kernel, initrd: abs('initrd', o?.initrd), append: o?.append ?? '' } : null,
+    accel,
+    binary: o?.binary || process.env.DOPPEL_QEMU_BINARY || 'qemu-system-x86_64',
+  };
+}
 
 export function compileAgentOptions(o: AgentOptions): CompiledAgentOptions {
   const host = requireName('host name', o.host);
   const listen = o.listen ?? '127.0.0.1:0';
   if (!/^[^\s]+:\d+$/.test(listen)) throw new InvalidArgumentError(`listen address must be HOST:PORT (got '${listen}')`);
-  const driver = o.driver ?? 'sim';
-  if (driver !== 'sim') {
+  const driver = (o.driver ?? 'sim') as Driver;
+  if (!DRIVERS.includes(driver)) {
     throw new InvalidArgumentError(`driver '${driver}' is not available in this build (available: ${DRIVERS.join(', ')})`);
   }
   return {
@@ -58,6 +87,7 @@ export function compileAgentOptions(o: AgentOptions): CompiledAgentOptions {
     dataDir: path.resolve(o.dataDir ?? path.join(os.tmpdir(), `doppel-agent-${host}`)),
     natsUrl: o.natsUrl ?? 'nats://127.0.0.1:4222',
     driver,
+    qemu: compileQemu(o.qemu),
     capacity: {
       memoryMib: requireInt('memory capacity (MiB)', o.memoryMib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75), 1, 2 ** 30),
       cpus: requireInt('cpus', o.cpus ?? os.cpus().length, 1, 4096),

@@ -20,6 +20,7 @@ import type { ListVMsResponse__Output } from '../../shared/src/gen/doppel/v1/Lis
 import type { ListJobsResponse__Output } from '../../shared/src/gen/doppel/v1/ListJobsResponse.js';
 import type { DestroyVMResponse__Output } from '../../shared/src/gen/doppel/v1/DestroyVMResponse.js';
 import type { CreateVMRequest } from '../../shared/src/gen/doppel/v1/CreateVMRequest.js';
+import type { AdoptVMRequest } from '../../shared/src/gen/doppel/v1/AdoptVMRequest.js';
 import type { Backup__Output } from '../../shared/src/gen/doppel/v1/Backup.js';
 import type { BackupVMRequest } from '../../shared/src/gen/doppel/v1/BackupVMRequest.js';
 import type { CatalogResponse__Output } from '../../shared/src/gen/doppel/v1/CatalogResponse.js';
@@ -117,6 +118,10 @@ export class CoordinatorClient {
   }
 
   /** Cancels a running clone or backup job (the source keeps running). */
+  adoptVm(req: AdoptVMRequest): Promise<VM__Output> {
+    return this.call<VM__Output>((o, cb) => this.raw.adoptVm(req, o, cb));
+  }
+
   vmStorage(vm: string): Promise<VMStorage__Output> {
     return this.call<VMStorage__Output>((o, cb) => this.raw.getVmStorage({ vm }, o, cb));
   }

@@ -17,7 +17,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; about
   coordinator: { run: coordinatorCommand, about: 'run the coordinator' },
   hosts: { run: hostsCommand, about: 'list hosts' },
   vms: { run: vmsCommand, about: 'list VMs' },
-  vm: { run: vmCommand, about: 'vm create NAME | vm run VM | vm destroy VM | vm storage VM' },
+  vm: { run: vmCommand, about: 'vm create NAME | vm run VM | vm destroy VM | vm storage VM | vm adopt NAME' },
   clone: { run: cloneCommand, about: 'live-clone a running VM to another host (--hot: the source never stops)' },
   jobs: { run: jobsCommand, about: 'list jobs' },
   job: { run: jobCommand, about: 'job ID: show one job | job cancel ID: cancel a running clone or backup' },

@@ -316,6 +316,16 @@ export class CoordinatorService {
     return sendCommand(this.d.nc, host.name, 'vm.run', { vmId: vm.id });
   }
 
+  /** qemu driver: a QEMU started outside doppel, taken under its host agent's care by its QMP socket. */
+  async adoptVm(req: { host: string; qmpSocket: string; name: string }): Promise<VmInfo> {
+    const name = requireName('vm name', req.name);
+    if (!req.qmpSocket || !req.qmpSocket.startsWith('/')) throw new InvalidArgumentError(`the QMP socket must be an absolute path on the host (got '${req.qmpSocket}')`);
+    if (await this.d.registry.findVm(name)) throw new InvalidArgumentError(`a VM named '${name}' already exists`);
+    const host = await this.upHost(requireName('host', req.host), 'target');
+    if (host.driver !== 'qemu') throw new FailedPreconditionError(`host '${host.name}' runs the ${host.driver} driver; only a qemu agent can adopt a QEMU`);
+    return sendCommand(this.d.nc, host.name, 'vm.adopt', { qmpSocket: req.qmpSocket, name }, 60_000);
+  }
+
   /** What the VM's disks hold on its host's datastore: its own overlays and the shared bases it reads. */
   async vmStorage(ref: string): Promise<VmStorage> {
     const { vm, host } = await this.locate(ref);

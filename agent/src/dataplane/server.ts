@@ -26,6 +26,9 @@ import type { DiskFrame__Output } from '../../../shared/src/gen/doppel/v1/DiskFr
 import type { DiskCopySummary } from '../../../shared/src/gen/doppel/v1/DiskCopySummary.js';
 import { PageStreamReceiver } from '../precopy/receiver.js';
 import { DiskStreamReceiver } from '../diskcopy/receiver.js';
+import { MigrationStreamReceiver } from '../migration/receiver.js';
+import type { MigrationFrame__Output } from '../../../shared/src/gen/doppel/v1/MigrationFrame.js';
+import type { MigrationAck } from '../../../shared/src/gen/doppel/v1/MigrationAck.js';
 import type { CloneTargets } from '../clone-targets.js';
 import { bindStream, type StreamGuard } from './guard.js';
 
@@ -140,6 +143,63 @@ export function dataPlaneHandlers({ targets, log, guard }: DataPlaneDeps): DataP
       });
       call.on('error', (err) => fail(err));
       call.on('cancelled', () => fail(new AbortedError('the source cancelled the disk stream')));
+    },
+
+    StreamMigration(call: ServerDuplexStream<MigrationFrame__Output, MigrationAck>) {
+      const claims = admit(call, ['pages']);
+      if (claims instanceof Error) return void call.emit('error', claims);
+      const receiver = new MigrationStreamReceiver((open) => {
+        bindStream(claims, open);
+        return targets.claim(open);
+      }, log.child({ component: 'migration-receiver' }));
+      let done = false;
+      const fail = (err: unknown) => {
+        if (done) return;
+        done = true;
+        const e = toDoppelError(err);
+        receiver.abort(e);
+        const vm = receiver.targetVm;
+        log.warn({ err: e, jobId: receiver.jobId }, 'migration stream failed');
+        if (vm) targets.discard(vm.id, `migration stream failed: ${e.message}`);
+        call.emit('error', toServiceError(e));
+      };
+      // Frames go to the clone's QEMU in order, one at a time: the call pauses while QEMU's socket drains, so the
+      // source meets HTTP/2 flow control (and its relay, QEMU's own socket) instead of a queue here.
+      let chain = Promise.resolve();
+      let watching = false;
+      call.on('data', (frame: MigrationFrame__Output) => {
+        if (done) return;
+        call.pause();
+        chain = chain
+          .then(async () => {
+            if (done) return;
+            await receiver.onFrame(frame);
+            const signal = receiver.signal;
+            if (signal && !watching) {
+              // The clone's QEMU went away mid-stream: fail now, the source's next frame may be far off.
+              watching = true;
+              signal.addEventListener('abort', () => fail(signal.reason), { once: true });
+            }
+            if (receiver.frames > 0 && receiver.frames % 64 === 0) call.write({ frames: receiver.frames });
+            call.resume();
+          })
+          .catch(fail);
+      });
+      call.on('end', () => {
+        chain = chain
+          .then(async () => {
+            if (done) return;
+            const summary = await receiver.finish();
+            const vm = receiver.targetVm;
+            if (vm && !targets.complete(vm.id)) throw new AbortedError(`clone ${vm.id} was removed while it was receiving`);
+            done = true;
+            call.write({ frames: receiver.frames, summary });
+            call.end();
+          })
+          .catch(fail);
+      });
+      call.on('error', (err) => fail(err));
+      call.on('cancelled', () => fail(new AbortedError('the source cancelled the migration stream')));
     },
 
     VerifyClone(call: ServerUnaryCall<VerifyCloneRequest__Output, VerifyCloneReply>, callback: sendUnaryData<VerifyCloneReply>) {

@@ -76,6 +76,9 @@ doppel vm run VM: run a VM (a finished clone waits suspended until this).
 doppel vm destroy VM: stop and remove a VM (refused while a job runs on it).
 doppel vm storage VM: what its disks hold on the datastore: its own overlays, and the shared
                      bases it reads (a linked or hot clone shares its source's frozen layers).
+doppel vm adopt NAME --host HOST --qmp SOCKET: take a QEMU started outside doppel under the
+                     care of HOST's agent (qemu driver), by the path of its QMP unix socket on
+                     that host. Its disks stay where they are; doppel never restarts it.
 
   --host NAME          host to place it on (default: the host with the most free memory)
   --memory-mib N       guest memory (default 256)
@@ -130,6 +133,7 @@ export async function vmCommand(argv: string[]): Promise<number> {
     mac: { type: 'string' },
     network: { type: 'string', multiple: true },
     'cpu-model': { type: 'string' },
+    qmp: { type: 'string' },
   });
   const [sub, name] = p.positionals;
   if (flag(p, 'help') || !sub) return void console.log(VM_HELP), sub || flag(p, 'help') ? 0 : 2;
@@ -147,7 +151,13 @@ export async function vmCommand(argv: string[]): Promise<number> {
     console.log(table(st.layers.map((l) => ({ disk: l.disk, layer: l.id, data: mib(l.bytes), shared: l.shared ? 'yes' : 'no (own)' }))));
     return 0;
   }
-  if (sub !== 'create' && sub !== 'run') throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run, destroy, storage)`);
+  if (sub === 'adopt') {
+    const vm = await withClient(p, (c) => c.adoptVm({ name, host: str(p, 'host'), qmpSocket: str(p, 'qmp') }));
+    if (flag(p, 'json')) return printJson(vm), 0;
+    console.log(`vm ${vm.name} (${vm.id}) adopted on ${vm.host}: ${vm.state}`);
+    return 0;
+  }
+  if (sub !== 'create' && sub !== 'run') throw new InvalidArgumentError(`unknown subcommand 'vm ${sub}' (create, run, destroy, storage, adopt)`);
   const vm = await withClient(p, (c) =>
     sub === 'run'
       ? c.runVm(name)

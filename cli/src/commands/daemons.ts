@@ -64,7 +64,14 @@ export const AGENT_HELP = `doppel agent: run the agent of one hypervisor host.
   --datastore DIR        where VM disks live (default: DATA/datastore); hosts that mount the same
                          datastore give clones an overlay on a shared base instead of a disk copy
   --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222, env DOPPEL_NATS_URL)
-  --driver sim           hypervisor driver (sim: the simulated hypervisor)
+  --driver sim|qemu      hypervisor driver (env DOPPEL_DRIVER): sim, the simulated hypervisor (default);
+                         qemu, real QEMU/KVM guests driven over QMP (qcow2 disks in the datastore)
+  --qemu-kernel FILE     qemu: direct kernel boot of the guests this host creates (env DOPPEL_QEMU_KERNEL);
+                         without it they boot from their first disk (SeaBIOS)
+  --qemu-initrd FILE     qemu: their initrd (env DOPPEL_QEMU_INITRD)
+  --qemu-append TEXT     qemu: their kernel command line (env DOPPEL_QEMU_APPEND)
+  --qemu-accel kvm|tcg|auto  qemu: accelerator (default auto = KVM when a probe guest runs under it,
+                         else TCG; env DOPPEL_QEMU_ACCEL); the agent logs which, and heartbeats say it
   --memory-mib N         memory offered to VMs (default 75% of this machine's)
   --cpus N               CPUs offered (default: this machine's)
   --max-vms N            VM limit (default 64)
@@ -90,6 +97,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
     datastore: { type: 'string' },
     nats: { type: 'string' },
     driver: { type: 'string' },
+    'qemu-kernel': { type: 'string' },
+    'qemu-initrd': { type: 'string' },
+    'qemu-append': { type: 'string' },
+    'qemu-accel': { type: 'string' },
     'memory-mib': { type: 'string' },
     cpus: { type: 'string' },
     'max-vms': { type: 'string' },
@@ -113,6 +124,12 @@ export async function agentCommand(argv: string[]): Promise<number> {
     ...(p.values['max-vms'] ? { maxVms: int(p, 'max-vms', 0) } : {}),
     heartbeatMs: int(p, 'heartbeat-ms', 2000),
     allowFaultInjection: flag(p, 'allow-fault-injection'),
+    qemu: {
+      kernel: str(p, 'qemu-kernel', process.env.DOPPEL_QEMU_KERNEL ?? ''),
+      initrd: str(p, 'qemu-initrd', process.env.DOPPEL_QEMU_INITRD ?? ''),
+      append: str(p, 'qemu-append', process.env.DOPPEL_QEMU_APPEND ?? ''),
+      accel: str(p, 'qemu-accel', process.env.DOPPEL_QEMU_ACCEL ?? 'auto'),
+    },
   });
   const log = rootLogger('doppel-agent', p);
   const transport = daemonTransport(p, 'doppel agent', opts.host, log);
@@ -125,7 +142,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const arrayUrl = str(p, 'array', process.env.DOPPEL_ARRAY ?? '');
   const arrayTokenFile = str(p, 'array-token-file', '');
   const array = arrayUrl ? new ArrayClient({ url: arrayUrl, ...(arrayTokenFile ? { token: readFileSync(arrayTokenFile, 'utf8').trim() } : {}) }) : undefined;
-  const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}), ...(array ? { array, log } : {}) });
+  const driver = createDriver(opts.driver, { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}), ...(array ? { array } : {}), log, qemu: opts.qemu });
   const agent = await Agent.start(opts, { driver, logger: log, nc, transport, tokens, ...(array ? { array } : {}) });
   if (flag(p, 'ready-line')) console.log(JSON.stringify({ ready: true, host: opts.host, dataAddr: agent.dataAddr }));
   await untilSignal(log, async () => {

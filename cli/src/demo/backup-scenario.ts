@@ -10,7 +10,7 @@ import { printBackupJob, waitWithProgress } from '../commands/backup.js';
 import type { Job } from '../client.js';
 import { createDemoVm, type DemoArgs } from './clone-scenario.js';
 
-function backupFigures(job: Job): Record<string, unknown> {
+export function backupFigures(job: Job): Record<string, unknown> {
   const b = job.backup?.result;
   if (job.state !== 'completed' || !b?.stats) throw new InternalError(`backup job ${job.id} ${job.state}: ${job.error}`);
   const s = b.stats;

@@ -35,7 +35,7 @@ import {
   type Transport,
 } from '../../../shared/src/mod.js';
 import { ApiAuth } from '../../../coordinator/src/api/auth.js';
-import { Agent, ArrayClient, compileAgentOptions, createDriver } from '../../../agent/src/mod.js';
+import { Agent, ArrayClient, compileAgentOptions, createDriver, type QemuAgentOptions } from '../../../agent/src/mod.js';
 import { startArrayServer, type ArrayServer } from '../../../array/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -76,6 +76,8 @@ export interface LocalFleetOptions {
    * mount one directory, `datastorePath(name)` (this overrides sharedDatastore for the host).
    */
   hosts?: Record<string, { cluster?: string; datastore?: string }>;
+  /** Every agent runs the qemu driver with these boot data and accelerator (default: the sim driver). */
+  qemu?: QemuAgentOptions;
 }
 
 /** A local fleet's keys: the PKI directory (TLS) and the stream-token pair, both in its temp dir. */
@@ -107,7 +109,8 @@ export class LocalFleet {
   readonly agentObjects = new Map<string, Agent>();
   /** The storage array, when started with `array`. */
   array: ArrayServer | undefined;
-  private readonly dataRoot: Promise<string>;
+  /** The fleet's temp dir: each agent's data directory is `<dataRoot>/<host>`. */
+  readonly dataRoot: Promise<string>;
   private keys: FleetKeys | undefined;
   /** NATS credentials by user name (natsAuth). */
   readonly natsUsers = new Map<string, { user: string; password: string }>();
@@ -306,9 +309,16 @@ export class LocalFleet {
         heartbeatMs: this.heartbeatMs,
         allowFaultInjection: this.opts.allowFaultInjection ?? false,
         ...(memoryMib ? { memoryMib } : {}),
+        ...(this.opts.qemu ? { driver: 'qemu', qemu: this.opts.qemu } : {}),
       });
       const array = this.array ? new ArrayClient({ url: this.array.url }) : undefined;
-      const driver = createDriver('sim', { dataDir: opts.dataDir, ...(datastoreDir ? { datastoreDir } : {}), ...(array ? { array, log: this.logger() } : {}) });
+      const driver = createDriver(opts.driver, {
+        dataDir: opts.dataDir,
+        ...(datastoreDir ? { datastoreDir } : {}),
+        ...(array ? { array } : {}),
+        log: this.logger(),
+        qemu: opts.qemu,
+      });
       const agent = await Agent.start(opts, {
         ...(array ? { array } : {}),
         driver,
@@ -321,7 +331,12 @@ export class LocalFleet {
       this.components.push({ name: host, stop: () => agent.stop().finally(() => nc.close()) });
       return;
     }
-    const args = ['agent', '--host', host, '--listen', '127.0.0.1:0', '--data', dataDir, '--nats', this.nats.url, '--driver', 'sim', '--heartbeat-ms', String(this.heartbeatMs)];
+    const args = ['agent', '--host', host, '--listen', '127.0.0.1:0', '--data', dataDir, '--nats', this.nats.url, '--driver', this.opts.qemu ? 'qemu' : 'sim', '--heartbeat-ms', String(this.heartbeatMs)];
+    const q = this.opts.qemu;
+    if (q?.kernel) args.push('--qemu-kernel', q.kernel);
+    if (q?.initrd) args.push('--qemu-initrd', q.initrd);
+    if (q?.append) args.push('--qemu-append', q.append);
+    if (q?.accel) args.push('--qemu-accel', q.accel);
     if (this.opts.allowFaultInjection) args.push('--allow-fault-injection');
     if (memoryMib) args.push('--memory-mib', String(memoryMib));
     if (datastoreDir) args.push('--datastore', datastoreDir);

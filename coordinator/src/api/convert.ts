@@ -19,6 +19,7 @@ export function hostMessage(h: HostRecord): Host {
     name: h.name,
     dataAddr: h.dataAddr,
     driver: h.driver,
+    accel: h.accel ?? '',
     state: h.state,
     capacity: h.capacity,
     usedMemoryMib: h.usedMemoryMib,

@@ -42,6 +42,7 @@ export function coordinatorHandlers(svc: CoordinatorService, log: Logger): Coord
     GetJob: unary(async (r) => jobMessage(await svc.getJob(r.id))),
     CancelJob: unary(async (r) => jobMessage(await svc.cancelJob(r.id))),
     GetVMStorage: unary(async (r) => svc.vmStorage(r.vm)),
+    AdoptVM: unary(async (r) => vmMessage(await svc.adoptVm(r))),
     ListJobs: unary(async (r) => ({ jobs: (await svc.listJobs(r.limit)).map(jobMessage) })),
     BackupVM: unary(async (r) => jobMessage(await svc.backupVm(r))),
     ListBackups: unary(async (r) => ({ backups: (await svc.listBackups(r.vm, r.limit)).map(backupMessage) })),

@@ -55,6 +55,7 @@ const ROUTE_CALLS: Record<string, string> = {
   'GET /v1/vms': 'ListVMs',
   'POST /v1/vms': 'CreateVM',
   'POST /v1/vms/:/:': 'RunVM',
+  'POST /v1/vms/:': 'AdoptVM',
   'GET /v1/vms/:/:': 'GetVMStorage',
   'DELETE /v1/vms/:': 'DestroyVM',
   'POST /v1/clone': 'CloneVM',
@@ -104,6 +105,12 @@ export function httpHandler(svc: CoordinatorService, log: Logger, auth: ApiAuth)
         case 'GET /v1/vms/:/:':
           if (parts[3] !== 'storage') break;
           return send(res, 200, await svc.vmStorage(decodeURIComponent(parts[2]!)));
+        case 'POST /v1/vms/:': {
+          if (parts[2] !== 'adopt') break;
+          const body = (await readJson(req)) as { host?: unknown; qmpSocket?: unknown; name?: unknown };
+          const str = (v: unknown) => (typeof v === 'string' ? v : '');
+          return send(res, 201, vmMessage(await svc.adoptVm({ host: str(body.host), qmpSocket: str(body.qmpSocket), name: str(body.name) })));
+        }
         case 'DELETE /v1/vms/:':
           return send(res, 200, await svc.destroyVm(decodeURIComponent(parts[2]!)));
         case 'POST /v1/clone':

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AddClusterRequest as _doppel_v1_AddClusterRequest, AddClusterRequest__Output as _doppel_v1_AddClusterRequest__Output } from './doppel/v1/AddClusterRequest.js';
+import type { AdoptVMRequest as _doppel_v1_AdoptVMRequest, AdoptVMRequest__Output as _doppel_v1_AdoptVMRequest__Output } from './doppel/v1/AdoptVMRequest.js';
 import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from './doppel/v1/Backup.js';
 import type { BackupDisk as _doppel_v1_BackupDisk, BackupDisk__Output as _doppel_v1_BackupDisk__Output } from './doppel/v1/BackupDisk.js';
 import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from './doppel/v1/BackupId.js';
@@ -75,6 +76,7 @@ export interface ProtoGrpcType {
   doppel: {
     v1: {
       AddClusterRequest: MessageTypeDefinition<_doppel_v1_AddClusterRequest, _doppel_v1_AddClusterRequest__Output>
+      AdoptVMRequest: MessageTypeDefinition<_doppel_v1_AdoptVMRequest, _doppel_v1_AdoptVMRequest__Output>
       Backup: MessageTypeDefinition<_doppel_v1_Backup, _doppel_v1_Backup__Output>
       BackupDisk: MessageTypeDefinition<_doppel_v1_BackupDisk, _doppel_v1_BackupDisk__Output>
       BackupId: MessageTypeDefinition<_doppel_v1_BackupId, _doppel_v1_BackupId__Output>

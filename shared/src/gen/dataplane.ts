@@ -10,6 +10,10 @@ import type { DiskFrame as _doppel_v1_DiskFrame, DiskFrame__Output as _doppel_v1
 import type { DiskShape as _doppel_v1_DiskShape, DiskShape__Output as _doppel_v1_DiskShape__Output } from './doppel/v1/DiskShape.js';
 import type { LayerChain as _doppel_v1_LayerChain, LayerChain__Output as _doppel_v1_LayerChain__Output } from './doppel/v1/LayerChain.js';
 import type { MachineState as _doppel_v1_MachineState, MachineState__Output as _doppel_v1_MachineState__Output } from './doppel/v1/MachineState.js';
+import type { MigrationAck as _doppel_v1_MigrationAck, MigrationAck__Output as _doppel_v1_MigrationAck__Output } from './doppel/v1/MigrationAck.js';
+import type { MigrationFrame as _doppel_v1_MigrationFrame, MigrationFrame__Output as _doppel_v1_MigrationFrame__Output } from './doppel/v1/MigrationFrame.js';
+import type { MigrationOpen as _doppel_v1_MigrationOpen, MigrationOpen__Output as _doppel_v1_MigrationOpen__Output } from './doppel/v1/MigrationOpen.js';
+import type { MigrationSummary as _doppel_v1_MigrationSummary, MigrationSummary__Output as _doppel_v1_MigrationSummary__Output } from './doppel/v1/MigrationSummary.js';
 import type { PageBatch as _doppel_v1_PageBatch, PageBatch__Output as _doppel_v1_PageBatch__Output } from './doppel/v1/PageBatch.js';
 import type { PageFrame as _doppel_v1_PageFrame, PageFrame__Output as _doppel_v1_PageFrame__Output } from './doppel/v1/PageFrame.js';
 import type { RoundEnd as _doppel_v1_RoundEnd, RoundEnd__Output as _doppel_v1_RoundEnd__Output } from './doppel/v1/RoundEnd.js';
@@ -39,6 +43,10 @@ export interface ProtoGrpcType {
       DiskShape: MessageTypeDefinition<_doppel_v1_DiskShape, _doppel_v1_DiskShape__Output>
       LayerChain: MessageTypeDefinition<_doppel_v1_LayerChain, _doppel_v1_LayerChain__Output>
       MachineState: MessageTypeDefinition<_doppel_v1_MachineState, _doppel_v1_MachineState__Output>
+      MigrationAck: MessageTypeDefinition<_doppel_v1_MigrationAck, _doppel_v1_MigrationAck__Output>
+      MigrationFrame: MessageTypeDefinition<_doppel_v1_MigrationFrame, _doppel_v1_MigrationFrame__Output>
+      MigrationOpen: MessageTypeDefinition<_doppel_v1_MigrationOpen, _doppel_v1_MigrationOpen__Output>
+      MigrationSummary: MessageTypeDefinition<_doppel_v1_MigrationSummary, _doppel_v1_MigrationSummary__Output>
       PageBatch: MessageTypeDefinition<_doppel_v1_PageBatch, _doppel_v1_PageBatch__Output>
       PageFrame: MessageTypeDefinition<_doppel_v1_PageFrame, _doppel_v1_PageFrame__Output>
       RoundEnd: MessageTypeDefinition<_doppel_v1_RoundEnd, _doppel_v1_RoundEnd__Output>

@@ -93,6 +93,8 @@ export interface Heartbeat {
   name: string;
   dataAddr: string;
   driver: string;
+  /** How the driver runs guests: 'kvm' or 'tcg' on qemu (KVM when it works), 'sim' on sim. Older agents: absent. */
+  accel?: string;
   capacity: Capacity;
   usedMemoryMib: number;
   vms: VmInfo[];
@@ -421,6 +423,7 @@ export interface AgentCommands {
   'job.cancel': { args: { jobId: string }; result: { cancelled: boolean } };
   /** The layers a VM's disks hold on the datastore: its own and the shared bases. */
   'vm.storage': { args: { vmId: string }; result: VmStorage };
+  'vm.adopt': { args: { qmpSocket: string; name: string }; result: VmInfo };
   'link.probe': { args: { targetHost: string; targetAddr: string; bytes: number; maxBandwidthBytesPerS: number; tokens: string[] }; result: { bytesPerSecond: number } };
   'backup.start': { args: BackupStartArgs; result: { accepted: true } };
   'clone.backup': { args: CloneBackupArgs; result: UploadResult };

@@ -16,10 +16,11 @@
  * so of two racing at the same instant at least one sees the other and backs
  * off. A linked clone never gets a base that is being written.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, statfsSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, statfsSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, newId } from '../../../../shared/src/mod.js';
+import { ensureDatastoreId } from '../datastore-id.js';
 import type { DatastoreInfo } from '../driver.js';
 import { LAYER_ALLOC_FILE, LAYER_DATA_FILE, loadLayerDesc, type LayerDesc } from './layer-io.js';
 
@@ -34,26 +35,7 @@ export class Datastore {
   constructor(readonly path: string) {
     this.layersDir = join(path, 'layers');
     mkdirSync(this.layersDir, { recursive: true });
-    this.info = { id: this.ensureId(), path };
-  }
-
-  /** The id is created by link(2), which fails if another host made it first: every host then reads the winner's. */
-  private ensureId(): string {
-    const file = join(this.path, 'datastore.json');
-    if (!existsSync(file)) {
-      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ id: newId('ds'), createdAt: new Date().toISOString() }));
-      try {
-        linkSync(tmp, file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      } finally {
-        unlinkSync(tmp);
-      }
-    }
-    const id = (JSON.parse(readFileSync(file, 'utf8')) as { id?: unknown }).id;
-    if (typeof id !== 'string' || id === '') throw new Error(`${file} has no id`);
-    return id;
+    this.info = { id: ensureDatastoreId(path), path };
   }
 
   /** Throws unless `id` can name a layer (ids come over the network in linked clones). */

@@ -3,6 +3,7 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AddClusterRequest as _doppel_v1_AddClusterRequest, AddClusterRequest__Output as _doppel_v1_AddClusterRequest__Output } from '../../doppel/v1/AddClusterRequest.js';
+import type { AdoptVMRequest as _doppel_v1_AdoptVMRequest, AdoptVMRequest__Output as _doppel_v1_AdoptVMRequest__Output } from '../../doppel/v1/AdoptVMRequest.js';
 import type { Backup as _doppel_v1_Backup, Backup__Output as _doppel_v1_Backup__Output } from '../../doppel/v1/Backup.js';
 import type { BackupId as _doppel_v1_BackupId, BackupId__Output as _doppel_v1_BackupId__Output } from '../../doppel/v1/BackupId.js';
 import type { BackupVMRequest as _doppel_v1_BackupVMRequest, BackupVMRequest__Output as _doppel_v1_BackupVMRequest__Output } from '../../doppel/v1/BackupVMRequest.js';
@@ -63,6 +64,23 @@ export interface CoordinatorClient extends grpc.Client {
   addCluster(argument: _doppel_v1_AddClusterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
   addCluster(argument: _doppel_v1_AddClusterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
   addCluster(argument: _doppel_v1_AddClusterRequest, callback: grpc.requestCallback<_doppel_v1_Cluster__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * qemu driver: takes a QEMU started outside doppel under the agent's care, by its QMP socket on that host. Its
+   * disks stay where they are; doppel never restarts it (it does not know its command line).
+   */
+  AdoptVM(argument: _doppel_v1_AdoptVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  AdoptVM(argument: _doppel_v1_AdoptVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  AdoptVM(argument: _doppel_v1_AdoptVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  AdoptVM(argument: _doppel_v1_AdoptVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  /**
+   * qemu driver: takes a QEMU started outside doppel under the agent's care, by its QMP socket on that host. Its
+   * disks stay where they are; doppel never restarts it (it does not know its command line).
+   */
+  adoptVm(argument: _doppel_v1_AdoptVMRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  adoptVm(argument: _doppel_v1_AdoptVMRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  adoptVm(argument: _doppel_v1_AdoptVMRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
+  adoptVm(argument: _doppel_v1_AdoptVMRequest, callback: grpc.requestCallback<_doppel_v1_VM__Output>): grpc.ClientUnaryCall;
   
   /**
    * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
@@ -406,6 +424,12 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   AddCluster: grpc.handleUnaryCall<_doppel_v1_AddClusterRequest__Output, _doppel_v1_Cluster>;
   
   /**
+   * qemu driver: takes a QEMU started outside doppel under the agent's care, by its QMP socket on that host. Its
+   * disks stay where they are; doppel never restarts it (it does not know its command line).
+   */
+  AdoptVM: grpc.handleUnaryCall<_doppel_v1_AdoptVMRequest__Output, _doppel_v1_VM>;
+  
+  /**
    * Backs a VM up: through a live clone on a second host (default), or directly from the VM.
    */
   BackupVM: grpc.handleUnaryCall<_doppel_v1_BackupVMRequest__Output, _doppel_v1_Job>;
@@ -512,6 +536,7 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   AddCluster: MethodDefinition<_doppel_v1_AddClusterRequest, _doppel_v1_Cluster, _doppel_v1_AddClusterRequest__Output, _doppel_v1_Cluster__Output>
+  AdoptVM: MethodDefinition<_doppel_v1_AdoptVMRequest, _doppel_v1_VM, _doppel_v1_AdoptVMRequest__Output, _doppel_v1_VM__Output>
   BackupVM: MethodDefinition<_doppel_v1_BackupVMRequest, _doppel_v1_Job, _doppel_v1_BackupVMRequest__Output, _doppel_v1_Job__Output>
   CancelJob: MethodDefinition<_doppel_v1_JobRef, _doppel_v1_Job, _doppel_v1_JobRef__Output, _doppel_v1_Job__Output>
   CheckSnapshots: MethodDefinition<_doppel_v1_CheckSnapshotsRequest, _doppel_v1_SnapshotCheckReport, _doppel_v1_CheckSnapshotsRequest__Output, _doppel_v1_SnapshotCheckReport__Output>

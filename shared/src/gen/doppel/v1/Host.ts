@@ -31,6 +31,10 @@ export interface Host {
   'datastorePath'?: (string);
   'datastoreFreeMib'?: (number | string | Long);
   'datastoreUsedMib'?: (number | string | Long);
+  /**
+   * qemu: kvm | tcg (how its guests run); sim: sim
+   */
+  'accel'?: (string);
 }
 
 export interface Host__Output {
@@ -61,4 +65,8 @@ export interface Host__Output {
   'datastorePath': (string);
   'datastoreFreeMib': (number);
   'datastoreUsedMib': (number);
+  /**
+   * qemu: kvm | tcg (how its guests run); sim: sim
+   */
+  'accel': (string);
 }
