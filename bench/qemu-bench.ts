@@ -11,14 +11,16 @@
  *
  * Every QEMU started here is killed at the end, the fleet's too, even on failure.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { detectAccel, type AccelDecision } from '../agent/src/drivers/qemu/accel.js';
+import { feedIncoming, listenForMigration, type RelayStats } from '../agent/src/drivers/qemu/migration-relay.js';
 import { buildQemuArgs, type QemuMachineSpec } from '../agent/src/drivers/qemu/command-line.js';
 import { QemuProcess } from '../agent/src/drivers/qemu/qemu-process.js';
-import { isQemuOf } from '../agent/src/drivers/qemu/qemu-vm.js';
 import { QmpError, type JsonObject, type QmpClient } from '../agent/src/drivers/qemu/qmp.js';
 import { readQemuVmRecord } from '../agent/src/drivers/qemu/vm-record.js';
 import { LocalFleet } from '../cli/src/fleet/local-fleet.js';
@@ -287,6 +289,91 @@ export async function migrateOnce<T = undefined>(rig: QemuRig, src: QemuProcess,
   }
 }
 
+/** An emulated network link: take(n) resolves once n more bytes would have crossed it. */
+class Link {
+  private freeAt = 0;
+  constructor(readonly bytesPerSec: number) {}
+  /** Reserves n bytes of the link; returns the ms until they are across. */
+  reserve(n: number): number {
+    const now = performance.now();
+    this.freeAt = Math.max(this.freeAt, now) + (n * 1000) / this.bytesPerSec;
+    return this.freeAt - now;
+  }
+  async take(n: number): Promise<void> {
+    const ms = this.reserve(n);
+    if (ms >= 1) await sleep(ms);
+  }
+}
+
+/** Direct migration over a link: a plain byte proxy from `listenPath` to `targetPath`, paced by `link`. */
+async function throttledProxy(listenPath: string, targetPath: string, link: Link): Promise<{ done: Promise<void>; close: () => void }> {
+  const dst = connect({ path: targetPath });
+  await new Promise<void>((resolve, reject) => dst.once('connect', resolve).once('error', reject));
+  dst.on('error', () => undefined);
+  let conn: Socket | null = null;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const server = createServer((s) => {
+    server.close();
+    conn = s;
+    s.on('error', () => undefined);
+    s.on('data', (chunk: Buffer) => {
+      const ok = dst.write(chunk);
+      const ms = link.reserve(chunk.length);
+      if (ms < 1 && ok) return;
+      s.pause();
+      void Promise.all([sleep(ms), ok ? null : new Promise((r) => dst.once('drain', r))]).then(() => s.resume());
+    });
+    s.on('end', () => dst.end(() => resolveDone()));
+  });
+  await new Promise<void>((r) => server.listen(listenPath, r));
+  return {
+    done,
+    close: () => {
+      server.close();
+      conn?.destroy();
+      dst.destroy();
+    },
+  };
+}
+
+
+/**
+ * The route of a migration over an emulated link between two hosts, or of a relayed one on loopback: `relayed`,
+ * the relay halves the agents run (LZ4 frames; `listenForMigration` → `feedIncoming`) in this process, its frames
+ * paced to the link; else QEMU's own stream through a plain byte proxy paced to it. Neither: no route (QEMU
+ * straight into the destination's socket).
+ */
+export function linkRoute(opts: { relayed: boolean; linkBytesPerSec?: number }): RouteFactory<RelayStats | undefined> | undefined {
+  const link = opts.linkBytesPerSec ? new Link(opts.linkBytesPerSec) : null;
+  if (opts.relayed) {
+    return async (incoming, out) => {
+      const feed = await feedIncoming(incoming);
+      const source = await listenForMigration(out, async (frame) => {
+        if (link) await link.take(frame.length);
+        await feed.write(frame);
+      });
+      const done = source.done.then(async (st) => {
+        await feed.end();
+        return st;
+      });
+      done.catch(() => feed.destroy());
+      return { uri: `unix:${out}`, done };
+    };
+  }
+  if (!link) return undefined;
+  return async (incoming, out) => {
+    const proxy = await throttledProxy(out, incoming, link);
+    return {
+      uri: `unix:${out}`,
+      done: proxy.done.then(() => {
+        proxy.close();
+        return undefined;
+      }),
+    };
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The bench part.
 
@@ -297,6 +384,19 @@ export interface QemuBenchOptions {
   rate?: number;
   /** Runs of each (default 3). */
   runs?: number;
+  /** Emulated links between two hosts, Mbit/s, one direct and one relayed migration over each (default 1000). */
+  linksMbps?: number[];
+}
+
+/** One emulated link: QEMU's stream through a byte proxy paced to it against the agents' relay halves paced to it. */
+export interface LinkFigures {
+  mbps: number;
+  direct: { e2eMs: number; wireBytes: number; downtimeMs: number; rounds: number; memcheck: string };
+  relayed: { e2eMs: number; wireBytes: number; downtimeMs: number; rounds: number; memcheck: string };
+  /** relayed / direct time (target <= 1.2). */
+  timeRatio: number;
+  /** direct / relayed wire bytes (target >= 1.5). */
+  bytesRatio: number;
 }
 
 export interface QemuRun {
@@ -332,34 +432,11 @@ export interface QemuFigures {
   /** The first tunnelled clone's memory check line. */
   cloneMemcheck: string;
   targetsMet: { time: boolean; bytes: boolean };
+  links: LinkFigures[];
 }
 
 function cells(cols: (string | number)[], widths: number[]): string {
   return cols.map((c, i) => (i === 0 ? String(c).padEnd(widths[i] ?? 10) : String(c).padStart(widths[i] ?? 10))).join('  ');
-}
-
-/** SIGKILLs every QEMU a fleet's agents started (agents leave their QEMUs running when they stop). */
-async function killFleetQemus(fleet: LocalFleet): Promise<void> {
-  const root = await fleet.dataRoot;
-  for (const host of fleet.agents) {
-    const vms = join(root, host, 'vms');
-    let ids: string[] = [];
-    try {
-      ids = readdirSync(vms);
-    } catch {
-      continue;
-    }
-    for (const id of ids) {
-      const rec = readQemuVmRecord(join(vms, id));
-      if (rec && isQemuOf(rec.pid, rec.qmpSocket)) {
-        try {
-          process.kill(rec.pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
-  }
 }
 
 export async function qemuBench(opts: QemuBenchOptions = {}): Promise<QemuFigures> {
@@ -383,7 +460,6 @@ export async function qemuBench(opts: QemuBenchOptions = {}): Promise<QemuFigure
       if (fleet) {
         const f = fleet;
         for (const v of await f.client.vms().catch(() => [])) await f.client.destroyVm(v.id).catch(() => undefined);
-        await killFleetQemus(f);
         await f.stop();
       }
     })());
@@ -493,11 +569,44 @@ export async function qemuBench(opts: QemuBenchOptions = {}): Promise<QemuFigure
     console.log(
       'total ms: direct = QEMU total-time; tunnelled = the job\'s memory migration (stats.totalMs: capabilities to source running).\n' +
         'wall ms: direct = `migrate` to the destination landed; tunnelled = the whole job (target VM, memory, 64 MiB disk copy).\n' +
-        'On loopback QEMU\'s direct migration is a memory copy, limited only by CPU: compression and two extra hops only cost\n' +
-        'time here. The relay pays off when a network link between two hosts is the limit: fewer bytes on the wire is then\n' +
-        'less time (see bench/qemu-relay-probe.ts --links for an emulated link).',
+        'On loopback QEMU\'s direct migration is a memory copy, limited only by CPU: compression, gRPC and two more\n' +
+        'processes on the same two cores only cost time here. The relay pays off where a network link between two hosts\n' +
+        'is the limit: fewer bytes on the wire is then less time (the emulated link below).',
     );
-    return { memMib: guest.memMib, areaMib: guest.areaMib, rate: guest.rate, accel: rig.accel.accel, runs: rows, medians: { direct, tunnelled }, timeRatio, timeRatioWall, bytesRatio, cloneMemcheck, targetsMet: met };
+    const links: LinkFigures[] = [];
+    const linksMbps = opts.linksMbps ?? [1000];
+    if (linksMbps.length > 0) {
+      await turnTo('direct');
+      console.log(
+        '\nOver an emulated link between two hosts (one run each): direct = QEMU\'s stream through a byte proxy paced to the link;\n' +
+          'relayed = the agents\' relay halves (the same LZ4 frames as above) in one process, frames paced to the link.',
+      );
+      console.log(cells(['link', 'e2e ms', 'wire MB', 'downtime', 'rounds', 'memcheck'], w));
+      for (const mbps of linksMbps) {
+        const linkBytesPerSec = (mbps * 1e6) / 8;
+        const d = await migrateOnce(rig, src.q, { label: `direct @${mbps}` }, linkRoute({ relayed: false, linkBytesPerSec }));
+        await sleep(1000);
+        const r = await migrateOnce(rig, src.q, { label: `relayed @${mbps}` }, linkRoute({ relayed: true, linkBytesPerSec }));
+        await sleep(1000);
+        const fig = (m: typeof d, wire: number) => ({ e2eMs: m.e2eMs, wireBytes: wire, downtimeMs: m.downtimeMs, rounds: m.rounds, memcheck: m.memcheck });
+        const lf: LinkFigures = {
+          mbps,
+          direct: fig(d, d.qemuBytes),
+          relayed: fig(r, r.routed?.wireBytes ?? r.qemuBytes),
+          timeRatio: r.e2eMs / d.e2eMs,
+          bytesRatio: d.qemuBytes / (r.routed?.wireBytes ?? r.qemuBytes),
+        };
+        links.push(lf);
+        for (const [label, x] of [[`direct @${mbps} Mb/s`, lf.direct], [`relayed @${mbps} Mb/s`, lf.relayed]] as const) {
+          console.log(cells([label, x.e2eMs.toFixed(0), (x.wireBytes / MB).toFixed(1), x.downtimeMs.toFixed(0), x.rounds, x.memcheck], w));
+        }
+        console.log(
+          `@${mbps} Mb/s: time relayed / direct ${lf.timeRatio.toFixed(2)}x (target <= ${TIME_TARGET}x: ${lf.timeRatio <= TIME_TARGET ? 'met' : 'NOT met'}); ` +
+            `wire direct / relayed ${lf.bytesRatio.toFixed(2)}x (target >= ${BYTES_TARGET}x: ${lf.bytesRatio >= BYTES_TARGET ? 'met' : 'NOT met'})`,
+        );
+      }
+    }
+    return { memMib: guest.memMib, areaMib: guest.areaMib, rate: guest.rate, accel: rig.accel.accel, runs: rows, medians: { direct, tunnelled }, timeRatio, timeRatioWall, bytesRatio, cloneMemcheck, targetsMet: met, links };
   } finally {
     process.removeListener('SIGINT', onSigint);
     await cleanup();

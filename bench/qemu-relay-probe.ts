@@ -13,14 +13,11 @@
  *
  * Boots the real test guest under TCG (scripts/build-test-guest.sh); every QEMU it starts is killed at the end.
  */
-import { createServer, connect, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { feedIncoming, listenForMigration, type RelayStats } from '../agent/src/drivers/qemu/migration-relay.js';
 import type { QemuProcess } from '../agent/src/drivers/qemu/qemu-process.js';
 import type { JsonObject } from '../agent/src/drivers/qemu/qmp.js';
-import { BYTES_TARGET, contSource, MAX_BANDWIDTH, MEMCHECK, median, migrateOnce as migrate, QemuRig, TIME_TARGET, type MigrationSettings, type RouteFactory } from './qemu-bench.js';
+import { BYTES_TARGET, contSource, linkRoute, MAX_BANDWIDTH, MEMCHECK, median, migrateOnce as migrate, QemuRig, TIME_TARGET, type MigrationSettings } from './qemu-bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -79,84 +76,9 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-/** An emulated network link: take(n) resolves once n more bytes would have crossed it. */
-class Link {
-  private freeAt = 0;
-  constructor(readonly bytesPerSec: number) {}
-  /** Reserves n bytes of the link; returns the ms until they are across. */
-  reserve(n: number): number {
-    const now = performance.now();
-    this.freeAt = Math.max(this.freeAt, now) + (n * 1000) / this.bytesPerSec;
-    return this.freeAt - now;
-  }
-  async take(n: number): Promise<void> {
-    const ms = this.reserve(n);
-    if (ms >= 1) await sleep(ms);
-  }
-}
-
-/** Direct migration over a link: a plain byte proxy from `listenPath` to `targetPath`, paced by `link`. */
-async function throttledProxy(listenPath: string, targetPath: string, link: Link): Promise<{ done: Promise<void>; close: () => void }> {
-  const dst = connect({ path: targetPath });
-  await new Promise<void>((resolve, reject) => dst.once('connect', resolve).once('error', reject));
-  dst.on('error', () => undefined);
-  let conn: Socket | null = null;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  const server = createServer((s) => {
-    server.close();
-    conn = s;
-    s.on('error', () => undefined);
-    s.on('data', (chunk: Buffer) => {
-      const ok = dst.write(chunk);
-      const ms = link.reserve(chunk.length);
-      if (ms < 1 && ok) return;
-      s.pause();
-      void Promise.all([sleep(ms), ok ? null : new Promise((r) => dst.once('drain', r))]).then(() => s.resume());
-    });
-    s.on('end', () => dst.end(() => resolveDone()));
-  });
-  await new Promise<void>((r) => server.listen(listenPath, r));
-  return {
-    done,
-    close: () => {
-      server.close();
-      conn?.destroy();
-      dst.destroy();
-    },
-  };
-}
-
 /** One migration of the source to a fresh destination: direct, relayed, or through a throttled proxy. */
 async function migrateOnce(src: QemuProcess, s: Settings): Promise<Row> {
-  const link = s.linkBytesPerSec ? new Link(s.linkBytesPerSec) : null;
-  let route: RouteFactory<RelayStats | undefined> | undefined;
-  if (s.relayed) {
-    route = async (incoming, out) => {
-      const feed = await feedIncoming(incoming);
-      const source = await listenForMigration(out, async (frame) => {
-        if (link) await link.take(frame.length);
-        await feed.write(frame);
-      });
-      const done = source.done.then(async (st) => {
-        await feed.end();
-        return st;
-      });
-      done.catch(() => feed.destroy());
-      return { uri: `unix:${out}`, done };
-    };
-  } else if (link) {
-    route = async (incoming, out) => {
-      const proxy = await throttledProxy(out, incoming, link);
-      return {
-        uri: `unix:${out}`,
-        done: proxy.done.then(() => {
-          proxy.close();
-          return undefined;
-        }),
-      };
-    };
-  }
+  const route = s.relayed || s.linkBytesPerSec ? linkRoute({ relayed: s.relayed, ...(s.linkBytesPerSec ? { linkBytesPerSec: s.linkBytesPerSec } : {}) }) : undefined;
   const r = await migrate(rig!, src, { ...s, downtimeMs: DOWNTIME_MS, trace: values.trace === true }, route);
   const rs = r.routed;
   return {

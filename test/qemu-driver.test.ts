@@ -289,6 +289,20 @@ test('disks from an image overlay one blank base per image, made once and kept',
   assert.ok(existsSync(base), 'the image base outlives its VMs');
 });
 
+test('without boot data QEMU boots its firmware from the first disk', { timeout: 60_000 }, async () => {
+  const fw = new QemuDriver({ dataDir: join(root, 'fw-host'), datastoreDir: join(root, 'fw-ds'), boot: null, accel: 'tcg' });
+  try {
+    const v = await fw.create({ ...spec, name: 'fw', cpuModel: 'qemu64', memoryMib: 128, nics: [], disks: [{ name: 'root', sizeMib: 16, image: '' }] });
+    assert.equal(v.state, 'running');
+    const rec = readQemuVmRecord(join(root, 'fw-host', 'vms', v.id));
+    const argv = readFileSync(`/proc/${rec?.pid ?? 0}/cmdline`, 'utf8').split('\0');
+    assert.ok(!argv.includes('-kernel') && !argv.includes('-initrd') && !argv.includes('-append'), argv.join(' '));
+    assert.equal(await fw.destroy(v.id), true);
+  } finally {
+    await fw.close();
+  }
+});
+
 test('an agent restart re-adopts the running QEMU: the guest never stops, tracking goes on', { timeout: 120_000 }, async (t) => {
   const old = need(vm, 'the VM');
   const pid = old.pid;

@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalFleet } from '../cli/src/fleet/local-fleet.js';
@@ -24,6 +24,7 @@ const CMD_MS = 60_000;
 const MEMCHECK = /^MEMCHECK (ok|fail).*/;
 
 let fleet: LocalFleet;
+let fleetStopped = false;
 const consoles: SerialConsole[] = [];
 
 before(async () => {
@@ -36,6 +37,7 @@ before(async () => {
 
 after(async () => {
   for (const c of consoles) c.close();
+  if (fleetStopped) return;
   for (const v of await fleet.client.vms().catch(() => [])) await fleet.client.destroyVm(v.id).catch(() => undefined);
   await fleet.stop();
 });
@@ -194,4 +196,28 @@ test('adopting by a bad QMP socket path is a clear error (API and driver)', asyn
   const driver = fleet.agentObjects.get('host-a')?.driver;
   assert.ok(driver instanceof QemuDriver);
   await assert.rejects(driver.adopt('/nonexistent/qmp.sock', 'ghost'), (e: Error) => e.name === 'NotFoundError' && /\/nonexistent\/qmp\.sock/.test(e.message));
+});
+
+test('a clone with --verify is refused on qemu; stopping a private fleet kills the QEMUs its agents started', { timeout: 180_000 }, async () => {
+  await createGuest('qleft');
+  // (While it runs: a clone with --verify is refused up front, with the reason.)
+  await assert.rejects(fleet.client.clone({ vm: 'qleft', targetHost: 'host-b', verify: true }), (e: Error) => /FAILED_PRECONDITION|memory hashes/.test(`${e.name} ${e.message}`) && /qemu driver cannot take/.test(e.message));
+  const root = await fleet.dataRoot;
+  const qemusOfFleet = (): number[] =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          return cmd.startsWith('qemu-system') && cmd.includes(root);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  assert.ok(qemusOfFleet().length > 0, 'the guest runs in a QEMU under the fleet');
+  for (const c of consoles) c.close();
+  fleetStopped = true;
+  await fleet.stop();
+  await eventually(async () => (qemusOfFleet().length === 0 ? true : undefined), 'no QEMU of the fleet left', 10_000);
 });

@@ -9,7 +9,7 @@ export { Agent, type AgentDeps } from './agent.js';
 export { compileAgentOptions, type AgentOptions, type CompiledAgentOptions, type QemuAgentOptions, DRIVERS } from './options.js';
 export type { HypervisorDriver, DriverVm } from './drivers/driver.js';
 export { SimDriver, type SimDriverOptions } from './drivers/sim/sim-driver.js';
-export { QemuDriver, type QemuDriverOptions } from './drivers/qemu/qemu-driver.js';
+export { killQemusUnder, QemuDriver, type QemuDriverOptions } from './drivers/qemu/qemu-driver.js';
 export { QemuVm } from './drivers/qemu/qemu-vm.js';
 export { ArrayClient, type ArrayClientOptions } from './array/client.js';
 

@@ -387,6 +387,12 @@ export class CoordinatorService {
     const policy = requireOneOf('on-non-convergence policy', req.onNonConvergence || CLONE_DEFAULTS.onNonConvergence, ['refuse', 'warn']);
     const capMbps = requireInt('max bandwidth (MB/s)', req.maxBandwidthMbps ?? 0, 0, 1_000_000);
     const { vm, host: source } = await this.locate(req.vm);
+    if (req.verify && source.driver === 'qemu') {
+      throw new FailedPreconditionError(
+        `--verify compares memory hashes, which the qemu driver cannot take (QEMU keeps guest memory to itself); ` +
+          `its migration stream is checked frame by frame (CRC and sequence) and by QEMU: clone without --verify`,
+      );
+    }
     let target: HostRecord;
     if (req.targetHost) {
       target = await this.namedTarget(req.targetHost, source, vm, 'a live clone');

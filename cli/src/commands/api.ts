@@ -35,7 +35,7 @@ export async function hostsCommand(argv: string[]): Promise<number> {
       hosts.map((h) => ({
         name: h.name,
         state: h.state,
-        driver: h.driver,
+        driver: h.accel ? `${h.driver} (${h.accel})` : h.driver,
         vms: h.vmCount,
         'mem used/total': `${h.usedMemoryMib}/${h.capacity?.memoryMib ?? 0} MiB`,
         cpus: h.capacity?.cpus ?? 0,

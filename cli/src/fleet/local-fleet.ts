@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,7 +35,7 @@ import {
   type Transport,
 } from '../../../shared/src/mod.js';
 import { ApiAuth } from '../../../coordinator/src/api/auth.js';
-import { Agent, ArrayClient, compileAgentOptions, createDriver, type QemuAgentOptions } from '../../../agent/src/mod.js';
+import { Agent, ArrayClient, compileAgentOptions, createDriver, killQemusUnder, type QemuAgentOptions } from '../../../agent/src/mod.js';
 import { startArrayServer, type ArrayServer } from '../../../array/src/mod.js';
 import { Coordinator } from '../../../coordinator/src/mod.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -454,6 +454,8 @@ export class LocalFleet {
     await this.array?.close().catch(() => undefined);
     await this.nats.stop();
     const root = await this.dataRoot;
+    // QEMUs outlive their agents by design; a private fleet's die with it (its data directories are removed).
+    if (this.opts.qemu) for (const entry of await readdir(root).catch(() => [])) killQemusUnder(path.join(root, entry));
     if (!keepLogs) await rm(root, { recursive: true, force: true });
   }
 }

@@ -125,6 +125,27 @@ function allocatedUnder(dir: string): number {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * SIGKILLs every QEMU the driver started under `dataDir` (adopted ones are left alone) and returns how many. QEMUs
+ * outlive their agent by design; this is for whoever removes the data directory with the agent: a private local
+ * fleet, a test, a bench. Never called by the agent itself.
+ */
+export function killQemusUnder(dataDir: string): number {
+  const vmsDir = join(dataDir, 'vms');
+  let killed = 0;
+  for (const id of existsSync(vmsDir) ? readdirSync(vmsDir) : []) {
+    const rec = readQemuVmRecord(join(vmsDir, id));
+    if (!rec || rec.adopted || !isQemuOf(rec.pid, rec.qmpSocket)) continue;
+    try {
+      process.kill(rec.pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return killed;
+}
+
 export class QemuDriver implements HypervisorDriver {
   readonly name = 'qemu';
   readonly datastore: DatastoreInfo;

@@ -78,7 +78,7 @@ import { bitmapWords, checkImagePath, imageInfo, runQemuImg, type ImageFormat } 
 import { exportNode, openQemuExportView, type QemuExport, type QemuExportView } from './qcow2-view.js';
 import { QemuProcess } from './qemu-process.js';
 import { QmpError, type QmpClient } from './qmp.js';
-import { writeQemuVmRecord, type ExtraChanges, type QemuDiskRecord, type QemuVmRecord } from './vm-record.js';
+import { writeQemuVmRecord, type ExtraChanges, type QemuBoot, type QemuDiskRecord, type QemuVmRecord } from './vm-record.js';
 
 /** How long `cont` is retried while QEMU says "Migration is not finalized yet". */
 const CONT_RETRY_MS = 10_000;
@@ -385,7 +385,6 @@ export class QemuVm implements DriverVm {
   async launch(opts: { incoming?: boolean } = {}): Promise<void> {
     const r = this.rec;
     if (r.adopted) throw new FailedPreconditionError(`vm ${this.id} is an adopted QEMU: doppel does not know its command line and cannot start it`);
-    if (!r.boot) throw new InternalError(`vm ${this.id} has no boot data`);
     // A base attached live was named by its absolute path (see QemuDriver.create); nothing holds the image now, so
     // its header gets the relative name back: the chain stays valid wherever the datastore is mounted.
     for (const d of r.disks) {
@@ -399,9 +398,8 @@ export class QemuVm implements DriverVm {
       vcpus: r.spec.vcpus,
       cpuModel: r.cpu.qemu,
       ...(r.machineType ? { machineType: r.machineType } : {}),
-      kernel: r.boot.kernel,
-      initrd: r.boot.initrd,
-      append: r.boot.append,
+      // No boot data: QEMU's firmware (SeaBIOS) boots from the first disk.
+      ...bootArgs(r.boot),
       // A staged base is attached once the fill is done: until then QEMU opens the disk without it.
       disks: r.disks.map((d) => ({ path: d.top, format: d.top === d.path ? d.format : 'qcow2', ...(d.staged && d.top === d.path ? { noBacking: true } : {}) })),
       nics: r.nics.map((n) => ({ mac: n.mac, netdev: 'none' as const })),
@@ -1450,4 +1448,10 @@ export class QemuVm implements DriverVm {
     if (!identity) throw new InternalError(`vm ${this.id} has no identity`);
     return { id: this.id, host, state: this._state, cloneOf: this.cloneOf, networkIsolated: this.rec.networkIsolated, ...this.spec, identity };
   }
+}
+
+/** The -kernel/-initrd/-append of a direct kernel boot; none for a firmware boot. */
+function bootArgs(boot: QemuBoot | null): { kernel?: string; initrd?: string; append?: string } {
+  if (!boot?.kernel) return {};
+  return { kernel: boot.kernel, ...(boot.initrd ? { initrd: boot.initrd } : {}), ...(boot.append ? { append: boot.append } : {}) };
 }
