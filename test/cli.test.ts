@@ -236,3 +236,22 @@ test('doppel repo serve: a standalone repository that a coordinator started with
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('demo --scenario qemu-clone-backup: a real guest on QEMU, its clone checks its memory, the source runs on, the restore is equal by hash; no QEMU left', async () => {
+  const r = await cli(['demo', '--scenario', 'qemu-clone-backup', '--json', '--disk-mib', '64', '--dirty-rate', '5000']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  type Fields = Record<string, unknown>;
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ok: boolean; qemu: Fields; clone: Fields; backup: Fields; incremental: Fields; restore: Fields; verify: Fields };
+  assert.equal(out.ok, true);
+  assert.match(String(out.qemu.accel), /^(kvm|tcg)$/);
+  assert.equal(out.qemu.guestMemoryCheck, 'ok');
+  assert.equal(out.qemu.sourceRunning, true);
+  assert.ok(Number(out.clone.rounds) >= 1 && Number(out.clone.bytesWire) > 0 && Number(out.clone.bytesWire) < Number(out.clone.bytesRaw));
+  assert.equal(out.backup.mode, 'clone');
+  assert.equal(out.incremental.kind, 'incremental');
+  assert.equal(out.restore.diskHash, out.backup.diskHash);
+  assert.equal(out.restore.guestDiskCheck, 'ok');
+  assert.equal(out.verify.badChunks, 0);
+  const left = spawnSync('pgrep', ['-f', 'process=doppel-demo-qemu'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(left, '', 'the demo leaves no QEMU running');
+});
