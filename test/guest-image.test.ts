@@ -6,11 +6,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { QmpClient, QmpError } from '../agent/src/drivers/qemu/qmp.js';
 import { ensureTestGuest, SerialConsole, type TestGuest } from './helpers/guest.js';
 
 const execFileP = promisify(execFile);
@@ -20,98 +20,15 @@ const RATE = 20_000;
 const BOOT_MS = 90_000;
 const CMD_MS = 30_000;
 
-// ---- a tiny QMP client: JSON lines over a unix socket ----
-
-interface QmpError {
-  class: string;
-  desc: string;
-}
-interface QmpMessage {
-  id?: number;
-  return?: unknown;
-  error?: QmpError;
-  event?: string;
-  QMP?: unknown;
-}
-
-class QmpCommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly qmp: QmpError,
-  ) {
-    super(`QMP ${command}: ${qmp.class}: ${qmp.desc}`);
-  }
-}
-
-class Qmp {
-  private buf = '';
-  private nextId = 1;
-  private readonly pending = new Map<number, { command: string; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private greeted: (() => void) | undefined;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.receive(chunk));
-    socket.on('close', () => {
-      for (const p of this.pending.values()) p.reject(new Error(`QMP ${p.command}: connection closed`));
-      this.pending.clear();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static async connect(socketPath: string, timeoutMs = 10_000): Promise<Qmp> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect(socketPath);
-          s.once('connect', () => {
-            s.removeListener('error', reject);
-            resolve(s);
-          });
-          s.once('error', reject);
-        });
-        const qmp = new Qmp(socket);
-        await new Promise<void>((resolve) => (qmp.greeted = resolve));
-        await qmp.execute('qmp_capabilities');
-        return qmp;
-      } catch (e) {
-        if (Date.now() > end) throw new Error(`cannot connect to QMP at ${socketPath}: ${String(e)}`);
-        await sleep(20);
-      }
-    }
-  }
-
-  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { command, resolve, reject });
-      this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private receive(chunk: string): void {
-    this.buf += chunk;
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl).trim();
-      this.buf = this.buf.slice(nl + 1);
-      if (!line) continue;
-      const msg = JSON.parse(line) as QmpMessage;
-      if (msg.QMP !== undefined) {
-        this.greeted?.();
-        continue;
-      }
-      if (msg.id === undefined) continue; // an event
-      const p = this.pending.get(msg.id);
-      if (!p) continue;
-      this.pending.delete(msg.id);
-      if (msg.error) p.reject(new QmpCommandError(p.command, msg.error));
-      else p.resolve(msg.return);
+/** QMP on a QEMU this test just spawned: its socket appears a moment after the process. */
+async function connectQmp(socketPath: string): Promise<QmpClient> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await QmpClient.connect(socketPath);
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await sleep(20);
     }
   }
 }
@@ -130,7 +47,7 @@ interface MigrationInfo {
 interface Vm {
   name: string;
   proc: ChildProcess;
-  qmp: Qmp;
+  qmp: QmpClient;
   serial: SerialConsole;
   stderr: string[];
 }
@@ -142,7 +59,7 @@ let tmp: string | undefined;
 after(async () => {
   for (const vm of vms) {
     vm.serial.close();
-    vm.qmp.close();
+    await vm.qmp.close();
   }
   for (const proc of procs) {
     if (proc.exitCode !== null || proc.signalCode !== null) continue;
@@ -182,7 +99,7 @@ async function startVm(guest: TestGuest, dir: string, name: string, extra: strin
   );
   exited.catch(() => undefined);
   const [serial, qmp] = await Promise.race([
-    Promise.all([SerialConsole.connect(path.join(dir, `${name}.serial`)), Qmp.connect(path.join(dir, `${name}.qmp`))]),
+    Promise.all([SerialConsole.connect(path.join(dir, `${name}.serial`)), connectQmp(path.join(dir, `${name}.qmp`))]),
     exited,
   ]);
   const vm = { name, proc, qmp, serial, stderr };
@@ -274,7 +191,7 @@ test('the test guest boots on TCG, survives a direct live migration, and its che
       await src.qmp.execute('cont');
       return true;
     } catch (e) {
-      if (e instanceof QmpCommandError) return undefined;
+      if (e instanceof QmpError) return undefined;
       throw e;
     }
   });

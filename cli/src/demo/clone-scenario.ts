@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InternalError, WORKLOAD_PATTERNS, requireOneOf, type WorkloadPattern } from '../../../shared/src/mod.js';
-import type { VM } from '../client.js';
+import type { Job, VM } from '../client.js';
 import type { LocalFleet } from '../fleet/local-fleet.js';
 import { Progress } from '../output.js';
 import { printJob } from '../commands/api.js';
@@ -63,23 +63,30 @@ export async function cloneScenario(fleet: LocalFleet, a: DemoArgs): Promise<Rec
     plan: job.plan,
     clone: {
       jobId: job.id,
-      rounds: s.rounds,
-      pagesPerRound: s.pagesPerRound,
-      bytesRaw: s.bytesRaw,
-      bytesWire: s.bytesWire,
-      compressionRatio: s.bytesWire / Math.max(1, s.bytesRaw),
-      downtimeMs: s.downtimeMs,
-      totalMs: s.totalMs,
-      verifyMs: s.verifyMs,
-      converged: s.converged,
-      stopReason: s.stopReason,
-      sourceHash: s.sourceHash,
-      cloneHash: s.cloneHash,
+      ...cloneFigures(s),
       hashesEqual,
       cloneVm: cloneVm.id,
       cloneHost: cloneVm.host,
       cloneState: cloneVm.state,
       sourceState: source?.state ?? 'unknown',
     },
+  };
+}
+
+/** A live clone's figures as the demos' JSON gives them (`clone.*`). */
+export function cloneFigures(s: NonNullable<Job['stats']>) {
+  return {
+    rounds: s.rounds,
+    pagesPerRound: s.pagesPerRound,
+    bytesRaw: s.bytesRaw,
+    bytesWire: s.bytesWire,
+    compressionRatio: s.bytesWire / Math.max(1, s.bytesRaw),
+    downtimeMs: s.downtimeMs,
+    totalMs: s.totalMs,
+    verifyMs: s.verifyMs,
+    converged: s.converged,
+    stopReason: s.stopReason,
+    sourceHash: s.sourceHash,
+    cloneHash: s.cloneHash,
   };
 }

@@ -16,7 +16,7 @@ import { printBackupJob, waitWithProgress } from '../commands/backup.js';
 import { ensureTestGuest, SerialConsole } from '../guest/test-guest.js';
 import { readQemuVmRecord } from '../../../agent/src/drivers/qemu/vm-record.js';
 import { backupFigures } from './backup-scenario.js';
-import type { DemoArgs } from './clone-scenario.js';
+import { cloneFigures, type DemoArgs } from './clone-scenario.js';
 
 const CMD_MS = 60_000;
 
@@ -59,23 +59,12 @@ async function walking(serial: SerialConsole): Promise<boolean> {
   return (await stats()) > a;
 }
 
-function cloneFigures(job: Job): Record<string, unknown> {
+function backupCloneFigures(job: Job): Record<string, unknown> {
   const s = job.backup?.result?.stats?.clone;
   if (!s) throw new InternalError(`backup job ${job.id} has no clone figures`);
   return {
-    rounds: s.rounds,
-    pagesPerRound: s.pagesPerRound,
-    bytesRaw: s.bytesRaw,
-    bytesWire: s.bytesWire,
-    compressionRatio: s.bytesWire / Math.max(1, s.bytesRaw),
-    downtimeMs: s.downtimeMs,
-    totalMs: s.totalMs,
-    verifyMs: s.verifyMs,
-    converged: s.converged,
-    stopReason: s.stopReason,
+    ...cloneFigures(s),
     // QEMU keeps guest memory to itself: no hashes; the guest checks its own memory (qemu.guestMemoryCheck).
-    sourceHash: s.sourceHash,
-    cloneHash: s.cloneHash,
     hashesEqual: null,
     diskBlocks: s.diskBlocks,
     diskBytesWire: s.diskBytesWire,
@@ -103,7 +92,7 @@ export async function qemuScenario(fleet: LocalFleet, a: DemoArgs): Promise<Reco
     const full = await waitWithProgress(c, await c.backup({ vm: vm.id, cloneHost: 'host-b', maxDowntimeMs: a.maxDowntimeMs, onNonConvergence: 'warn', keepClone: true }), 'backup');
     if (!a.quiet) printBackupJob(full);
     const backup = backupFigures(full);
-    const clone = cloneFigures(full);
+    const clone = backupCloneFigures(full);
 
     // The clone's guest checks its own memory (and its disk, read past its page cache).
     const cloneVm = (await c.vms('host-b')).find((v) => v.cloneOf === vm.id);
